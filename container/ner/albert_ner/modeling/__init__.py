@@ -1,0 +1,1 @@
+"""Keras layers: the ALBERT encoder, the CRF, and the tagger that joins them."""
