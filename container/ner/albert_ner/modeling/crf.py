@@ -1,0 +1,270 @@
+"""Linear-chain conditional random field: training loss and Viterbi decoding in TensorFlow ops.
+
+tensorflow-addons, which used to provide this, does not import on TF >= 2.16, so the tagger carries its
+own. Everything is vectorised over the batch and the tags and loops over time inside the graph
+(``tf.scan``), so it runs under ``tf.function`` with the sequence length unknown at trace time and
+compiles with XLA (``jit_compile=True``).
+
+Conventions shared by every function:
+
+- ``potentials`` ``[B, T, N]``: per-step tag scores (emissions) of any float dtype. All arithmetic is
+  float32, even under mixed precision: the forward algorithm adds up ``T`` log-terms, and float16 would
+  lose the differences between paths long before ``T = 128``.
+- ``lengths`` ``[B]`` int: number of valid steps of each right-padded sequence, clipped to ``[0, T]``.
+  Steps at or past a sequence's length are ignored whatever they hold (NaN included). A sequence of
+  length 0 has score 0 and log-partition 0, and decodes to all zeros; ``T = 0`` is allowed.
+- ``transitions`` ``[N, N]`` (from, to), ``start_transitions`` ``[N]``, ``end_transitions`` ``[N]``.
+
+The score of a path ``y`` of length ``L > 0`` is
+``start[y_0] + sum_t potentials[t, y_t] + sum_{0<t<L} transitions[y_{t-1}, y_t] + end[y_{L-1}]``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+# Added to disallowed transitions for training. Finite, so that log-sum-exp over a tag that nothing may
+# reach keeps a defined gradient, and an invalid gold sequence shows up as a loss near 1e4 instead of NaN.
+TRAINING_PENALTY = -1e4
+# Decoding takes maxima only, where -inf is harmless and makes the constraint absolute: no potentials,
+# however large, can make Viterbi choose a disallowed start, transition or end.
+DECODING_PENALTY = -np.inf
+
+
+def _prepare(
+    potentials: tf.Tensor, lengths: tf.Tensor, *chain: tf.Tensor
+) -> tuple[tf.Tensor, tf.Tensor, tf.Tensor, list[tf.Tensor]]:
+    """Casts to float32, clips the lengths, and zeroes the potentials of padded steps.
+
+    Zeroing with ``tf.where`` (not a product) keeps garbage past a sequence's end, even NaN or inf, out
+    of the results and of their gradients. An empty time axis is padded to one step, fully masked, so
+    that the recursions always have a first step; callers returning ``[B, T]`` slice it back.
+
+    Returns ``(potentials [B, max(T, 1), N], lengths [B] int32, mask [B, max(T, 1)] bool, chain)``.
+    """
+    potentials = tf.cast(potentials, tf.float32)
+    max_length = tf.shape(potentials)[1]
+    potentials = tf.pad(potentials, [[0, 0], [0, tf.maximum(1 - max_length, 0)], [0, 0]])
+    lengths = tf.clip_by_value(tf.cast(lengths, tf.int32), 0, max_length)
+    mask = tf.sequence_mask(lengths, tf.shape(potentials)[1])
+    potentials = tf.where(mask[:, :, None], potentials, tf.zeros_like(potentials))
+    return potentials, lengths, mask, [tf.cast(weights, tf.float32) for weights in chain]
+
+
+def _later_steps(potentials: tf.Tensor, mask: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
+    """Steps 1..T-1, time-major for ``tf.scan``: ``([T-1, B, N] potentials, [T-1, B] mask)``."""
+    return tf.transpose(potentials[:, 1:], [1, 0, 2]), tf.transpose(mask[:, 1:])
+
+
+def crf_sequence_score(
+    potentials: tf.Tensor,
+    tags: tf.Tensor,
+    lengths: tf.Tensor,
+    transitions: tf.Tensor,
+    start_transitions: tf.Tensor,
+    end_transitions: tf.Tensor,
+) -> tf.Tensor:
+    """Unnormalised score of the given tag paths, ``[B]`` float32.
+
+    ``tags`` ``[B, T]`` int; values at padded steps are ignored and may be out of range.
+    """
+    max_length = tf.shape(potentials)[1]
+    potentials, lengths, mask, (transitions, start_transitions, end_transitions) = _prepare(
+        potentials, lengths, transitions, start_transitions, end_transitions
+    )
+    tags = tf.pad(tf.cast(tags, tf.int32), [[0, 0], [0, tf.shape(mask)[1] - max_length]])
+    tags = tf.where(mask, tags, 0)
+    one_hot = tf.one_hot(tags, tf.shape(transitions)[0]) * tf.cast(mask, tf.float32)[:, :, None]
+
+    unary = tf.reduce_sum(one_hot * potentials, axis=[1, 2])
+    pair_counts = tf.einsum("bti,btj->bij", one_hot[:, :-1], one_hot[:, 1:])
+    binary = tf.reduce_sum(pair_counts * transitions, axis=[1, 2])
+    is_last = tf.one_hot(lengths - 1, tf.shape(mask)[1])
+    last_tag = tf.einsum("bt,btn->bn", is_last, one_hot)
+    boundary = tf.linalg.matvec(one_hot[:, 0], start_transitions) + tf.linalg.matvec(
+        last_tag, end_transitions
+    )
+    return unary + binary + boundary
+
+
+def crf_log_norm(
+    potentials: tf.Tensor,
+    lengths: tf.Tensor,
+    transitions: tf.Tensor,
+    start_transitions: tf.Tensor,
+    end_transitions: tf.Tensor,
+) -> tf.Tensor:
+    """Log-partition ``log sum_y exp(score(y))`` over all paths of each length, ``[B]`` float32.
+
+    Forward algorithm; past a sequence's length the previous ``alpha`` is carried unchanged, so the end
+    transitions are applied at each sequence's own last step.
+    """
+    potentials, lengths, mask, (transitions, start_transitions, end_transitions) = _prepare(
+        potentials, lengths, transitions, start_transitions, end_transitions
+    )
+
+    def step(alpha: tf.Tensor, step_inputs: tuple[tf.Tensor, tf.Tensor]) -> tf.Tensor:
+        step_potentials, valid = step_inputs
+        advanced = tf.reduce_logsumexp(alpha[:, :, None] + transitions, axis=1) + step_potentials
+        return tf.where(valid[:, None], advanced, alpha)
+
+    alpha = tf.foldl(step, _later_steps(potentials, mask), initializer=start_transitions + potentials[:, 0])
+    log_norm = tf.reduce_logsumexp(alpha + end_transitions, axis=1)
+    return tf.where(lengths > 0, log_norm, 0.0)
+
+
+def crf_log_likelihood(
+    potentials: tf.Tensor,
+    tags: tf.Tensor,
+    lengths: tf.Tensor,
+    transitions: tf.Tensor,
+    start_transitions: tf.Tensor,
+    end_transitions: tf.Tensor,
+) -> tf.Tensor:
+    """Log-probability of the given tag paths, ``[B]`` float32; the training loss is its negative mean."""
+    chain = (transitions, start_transitions, end_transitions)
+    return crf_sequence_score(potentials, tags, lengths, *chain) - crf_log_norm(potentials, lengths, *chain)
+
+
+def crf_decode(
+    potentials: tf.Tensor,
+    lengths: tf.Tensor,
+    transitions: tf.Tensor,
+    start_transitions: tf.Tensor,
+    end_transitions: tf.Tensor,
+) -> tuple[tf.Tensor, tf.Tensor]:
+    """Viterbi: the best path of each sequence and its score, ``([B, T] int32, [B] float32)``.
+
+    Padded steps get identity backpointers, so one backward pass from the final step walks each
+    sequence's best last tag back unchanged to its own last valid step; padded positions are then
+    zeroed.
+    """
+    max_length = tf.shape(potentials)[1]
+    potentials, lengths, mask, (transitions, start_transitions, end_transitions) = _prepare(
+        potentials, lengths, transitions, start_transitions, end_transitions
+    )
+    batch_size, num_tags = tf.shape(potentials)[0], tf.shape(potentials)[2]
+    identity = tf.broadcast_to(tf.range(num_tags), [batch_size, num_tags])
+
+    def step(
+        carried: tuple[tf.Tensor, tf.Tensor], step_inputs: tuple[tf.Tensor, tf.Tensor]
+    ) -> tuple[tf.Tensor, tf.Tensor]:
+        best, _ = carried
+        step_potentials, valid = step_inputs
+        candidates = best[:, :, None] + transitions
+        advanced = tf.reduce_max(candidates, axis=1) + step_potentials
+        backpointers = tf.argmax(candidates, axis=1, output_type=tf.int32)
+        return (
+            tf.where(valid[:, None], advanced, best),
+            tf.where(valid[:, None], backpointers, identity),
+        )
+
+    first = start_transitions + potentials[:, 0]
+    bests, backpointers = tf.scan(step, _later_steps(potentials, mask), initializer=(first, identity))
+    final = tf.concat([first[None], bests[-1:]], axis=0)[-1] + end_transitions
+    last_tag = tf.argmax(final, axis=1, output_type=tf.int32)
+
+    def walk_back(tag: tf.Tensor, step_backpointers: tf.Tensor) -> tf.Tensor:
+        return tf.gather(step_backpointers, tag, batch_dims=1)
+
+    earlier_tags = tf.scan(walk_back, backpointers, initializer=last_tag, reverse=True)
+    tags = tf.concat([tf.transpose(earlier_tags), last_tag[:, None]], axis=1)
+    tags = tf.where(mask, tags, 0)[:, :max_length]
+    scores = tf.where(lengths > 0, tf.reduce_max(final, axis=1), 0.0)
+    return tags, scores
+
+
+AllowedTransitions = tuple[np.ndarray, np.ndarray, np.ndarray]
+
+
+@keras.saving.register_keras_serializable(package="albert_ner")
+class CRF(keras.layers.Layer):
+    """Trainable CRF over ``num_tags`` tags, optionally restricted to the transitions a tag scheme allows.
+
+    ``allowed`` is ``(start_allowed [N], transition_allowed [N, N] from->to, end_allowed [N])`` booleans,
+    as ``LabelMap.allowed_transitions()`` returns them. Disallowed entries are pushed down by a constant
+    on top of the trainable weights (``TRAINING_PENALTY`` in the likelihood, ``DECODING_PENALTY`` in
+    decoding): training spends no probability on them and decoding never emits them.
+
+    The weights are float32 even under a mixed-precision policy, and every method returns float32.
+    ``call`` decodes, so the layer can end an inference model.
+    """
+
+    def __init__(
+        self,
+        num_tags: int,
+        allowed: AllowedTransitions | Sequence[Sequence] | None = None,
+        **kwargs,
+    ):
+        super().__init__(**kwargs)
+        if isinstance(num_tags, bool) or not isinstance(num_tags, (int, np.integer)) or num_tags < 1:
+            raise ValueError(f"CRF num_tags must be a positive integer, received num_tags={num_tags!r}")
+        self.num_tags = int(num_tags)
+        self.allowed = None if allowed is None else _check_allowed(allowed, self.num_tags)
+        self.transitions = self._float32_weight((self.num_tags, self.num_tags), "transitions")
+        self.start_transitions = self._float32_weight((self.num_tags,), "start_transitions")
+        self.end_transitions = self._float32_weight((self.num_tags,), "end_transitions")
+        self.built = True
+
+    def _float32_weight(self, shape: tuple[int, ...], name: str) -> keras.Variable:
+        """A zero-initialised weight that stays float32 when read under a mixed-precision policy."""
+        return self.add_weight(shape=shape, initializer="zeros", dtype="float32", autocast=False, name=name)
+
+    def _chain(self, penalty: float) -> tuple[tf.Tensor, tf.Tensor, tf.Tensor]:
+        """The (transitions, start, end) weights with ``penalty`` added where the scheme forbids."""
+        weights = (self.transitions, self.start_transitions, self.end_transitions)
+        if self.allowed is None:
+            return weights
+        start_allowed, transition_allowed, end_allowed = self.allowed
+        return tuple(
+            w + np.where(allowed, 0.0, penalty).astype(np.float32)
+            for w, allowed in zip(weights, (transition_allowed, start_allowed, end_allowed))
+        )
+
+    def log_likelihood(self, potentials: tf.Tensor, tags: tf.Tensor, lengths: tf.Tensor) -> tf.Tensor:
+        """Log-probability of the gold ``tags`` ``[B, T]``, ``[B]`` float32 (0 for empty sequences)."""
+        return crf_log_likelihood(potentials, tags, lengths, *self._chain(TRAINING_PENALTY))
+
+    def decode(self, potentials: tf.Tensor, lengths: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
+        """Best allowed paths ``[B, T]`` int32 (0 past each length) and their scores ``[B]`` float32."""
+        return crf_decode(potentials, lengths, *self._chain(DECODING_PENALTY))
+
+    def call(self, potentials: tf.Tensor, lengths: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
+        return self.decode(potentials, lengths)
+
+    def compute_output_spec(
+        self, potentials: keras.KerasTensor, lengths: keras.KerasTensor
+    ) -> tuple[keras.KerasTensor, keras.KerasTensor]:
+        batch_size, max_length = potentials.shape[0], potentials.shape[1]
+        return (
+            keras.KerasTensor((batch_size, max_length), dtype="int32"),
+            keras.KerasTensor((batch_size,), dtype="float32"),
+        )
+
+    def get_config(self) -> dict:
+        config = super().get_config()
+        config["num_tags"] = self.num_tags
+        config["allowed"] = None if self.allowed is None else [mask.tolist() for mask in self.allowed]
+        return config
+
+
+def _check_allowed(allowed: AllowedTransitions | Sequence[Sequence], num_tags: int) -> AllowedTransitions:
+    """Converts the allowed masks to bool arrays, checking their shapes against ``num_tags``."""
+    if len(allowed) != 3:
+        raise ValueError(
+            "CRF allowed must be (start_allowed, transition_allowed, end_allowed), "
+            f"received {len(allowed)} items"
+        )
+    masks = tuple(np.asarray(mask, dtype=bool) for mask in allowed)
+    expected = ((num_tags,), (num_tags, num_tags), (num_tags,))
+    for name, mask, shape in zip(("start_allowed", "transition_allowed", "end_allowed"), masks, expected):
+        if mask.shape != shape:
+            raise ValueError(
+                f"CRF allowed {name} must have shape {shape} for num_tags={num_tags}, "
+                f"found shape {mask.shape}"
+            )
+    return masks
