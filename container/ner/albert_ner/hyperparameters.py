@@ -1,0 +1,239 @@
+"""Typed, validated hyperparameters from SageMaker's all-strings ``hyperparameters.json``.
+
+SageMaker passes every hyperparameter as a string, and its callers disagree on the spelling: SDK v3
+``ModelTrainer`` sends ``"true"``, ``"null"`` and JSON lists, while SDK v2 ``Estimator`` and the v3 tuner send
+``"True"``, ``"None"`` and Python-repr lists (``"['PER', 'LOC']"``). Both are accepted. Keys SageMaker adds
+itself (``sagemaker_*``, ``_tuning_objective_metric`` and the like) are ignored; any other unknown key is
+rejected with the closest valid name, because a misspelt ``learning_rat`` silently training with the
+default is the worst outcome.
+"""
+
+from __future__ import annotations
+
+import ast
+import dataclasses
+import difflib
+import json
+import math
+import types
+import typing
+from dataclasses import dataclass, field
+from typing import Any, Mapping
+
+from albert_ner.errors import HyperparameterError
+
+ENCODER_SIZES = ("tiny", "small", "base", "large")
+TAG_SCHEMES = ("bio", "bioes", "bmes")
+PRECISIONS = ("auto", "float32", "float16", "bfloat16")
+
+
+def _hp(default: Any, doc: str, *, choices: tuple[str, ...] | None = None,
+        minimum: float | None = None, maximum: float | None = None, exclusive_minimum: bool = False) -> Any:
+    return field(default=default, metadata={
+        "doc": doc, "choices": choices, "minimum": minimum, "maximum": maximum,
+        "exclusive_minimum": exclusive_minimum,
+    })
+
+
+@dataclass(frozen=True)
+class Hyperparameters:
+    """Every knob of a training job, with the default a user gets when the key is absent."""
+
+    # Model
+    max_seq_length: int = _hp(128, "Window length in tokens, [CLS] and [SEP] included; longer sentences are "
+                              "split into windows, never truncated.", minimum=8, maximum=512)
+    encoder_size: str = _hp("tiny", "ALBERT size built from scratch when no pretrained weights are given.",
+                            choices=ENCODER_SIZES)
+    num_hidden_layers: int | None = _hp(None, "Override the number of encoder layers of a from-scratch "
+                                        "encoder (null: the size's own).", minimum=1, maximum=48)
+    pretrained_dir: str | None = _hp(None, "A pretrained ALBERT directory inside the image, used when no "
+                                     "`pretrained` channel is given.")
+    lstm_units: int = _hp(128, "Units per direction of the BiLSTM above the encoder; 0 removes it.",
+                          minimum=0, maximum=4096)
+    use_crf: bool = _hp(True, "CRF output layer; false gives the softmax head of the reference code.")
+    dropout: float = _hp(0.1, "Dropout between the encoder, the BiLSTM and the tag projection.",
+                         minimum=0.0, maximum=0.9)
+    tag_scheme: str = _hp("bioes", "Tag scheme the model predicts in.", choices=("bio", "bioes"))
+    # Data
+    input_tag_scheme: str | None = _hp(None, "Force the tag scheme of CoNLL input files (null: detect).",
+                                       choices=TAG_SCHEMES)
+    repair_tags: bool = _hp(False, "Fix an I-/M-/E- tag with no opening tag instead of failing (the count "
+                            "of fixes is logged).")
+    entity_types: list[str] | None = _hp(None, "Entity types the model must know (null: those in the "
+                                         "training data). A type in the data but not in this list fails.")
+    validation_split: float = _hp(0.1, "Share of the training data held out for validation when there is no "
+                                  "`validation` channel.", minimum=0.0, maximum=0.5, exclusive_minimum=True)
+    lower_case: bool = _hp(True, "Lower-case text before the vocabulary lookup (albert_zh vocabularies are "
+                           "lower-case).")
+    vocab_min_count: int = _hp(1, "Minimum count of a character to enter a vocabulary built from the "
+                               "training data (no pretrained vocab).", minimum=1)
+    # Optimisation
+    epochs: int = _hp(3, "Passes over the training data.", minimum=1, maximum=1000)
+    max_steps: int | None = _hp(None, "Stop after this many optimizer steps (null: run all epochs).", minimum=1)
+    batch_size: int = _hp(32, "Global batch size in sentences (windows), split across replicas.",
+                          minimum=1, maximum=65536)
+    learning_rate: float = _hp(5e-5, "Peak AdamW learning rate of the encoder.", minimum=0.0, maximum=1.0,
+                               exclusive_minimum=True)
+    head_learning_rate: float = _hp(1e-3, "Peak learning rate of the BiLSTM, projection and CRF: CRF "
+                                    "transitions barely move at encoder rates.", minimum=0.0, maximum=1.0,
+                                    exclusive_minimum=True)
+    warmup_proportion: float = _hp(0.1, "Share of the steps spent warming the learning rate up linearly.",
+                                   minimum=0.0, maximum=1.0)
+    weight_decay: float = _hp(0.01, "AdamW weight decay (not applied to biases and LayerNorm).",
+                              minimum=0.0, maximum=1.0)
+    clip_norm: float = _hp(1.0, "Global gradient-norm clipping threshold.", minimum=0.0,
+                           exclusive_minimum=True)
+    length_grouping: bool = _hp(True, "Batch sentences of similar length together so that short sentences "
+                                "are not padded to max_seq_length.")
+    mixed_precision: str = _hp("auto", "auto: float16 on GPUs, float32 on CPU.", choices=PRECISIONS)
+    seed: int = _hp(42, "Seed of the data split, shuffling and initialisation: a fixed seed repeats a run.")
+    # Evaluation and logging
+    eval_every_steps: int | None = _hp(None, "Evaluate every N steps as well as at each epoch end.", minimum=1)
+    early_stopping_patience: int = _hp(3, "Evaluations without a better validation F1 before stopping; 0 "
+                                       "disables early stopping.", minimum=0)
+    log_every_steps: int = _hp(50, "Write a progress line every N steps.", minimum=1)
+    eval_batch_size: int = _hp(128, "Batch size for evaluation and prediction.", minimum=1)
+
+    def __post_init__(self) -> None:
+        for spec in dataclasses.fields(self):
+            _check_range(spec, getattr(self, spec.name))
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_strings(cls, raw: Mapping[str, Any]) -> "Hyperparameters":
+        """Parse SageMaker's hyperparameters (strings in any caller's spelling, or already typed values)."""
+        specs = {spec.name: spec for spec in dataclasses.fields(cls)}
+        values: dict[str, Any] = {}
+        for key, raw_value in raw.items():
+            if key.startswith(("sagemaker_", "_")):
+                continue
+            if key not in specs:
+                raise HyperparameterError(_unknown_key_message(key, specs))
+            values[key] = _parse_value(key, raw_value, _hints()[key])
+        return cls(**values)
+
+
+@typing.no_type_check
+def _hints() -> dict[str, Any]:
+    return typing.get_type_hints(Hyperparameters)
+
+
+def _unknown_key_message(key: str, specs: Mapping[str, dataclasses.Field]) -> str:
+    close = difflib.get_close_matches(key, list(specs), n=1, cutoff=0.6)
+    hint = f"; did you mean {close[0]!r}?" if close else f"; valid keys: {', '.join(sorted(specs))}"
+    return f"unknown hyperparameter {key!r}{hint}"
+
+
+_NULLS = {"none", "null", ""}
+_TRUES = {"true", "1", "yes"}
+_FALSES = {"false", "0", "no"}
+
+
+def _parse_value(key: str, raw: Any, annotation: Any) -> Any:
+    """Turn one raw value into ``annotation``'s type, or raise naming the key, the value and the type."""
+    base, optional = _unwrap_optional(annotation)
+    expected = _describe(base, optional)
+    if isinstance(raw, str) and raw.strip().lower() in _NULLS:
+        if optional:
+            return None
+        raise HyperparameterError(f"hyperparameter {key}={raw!r}: expected {expected}, not null")
+    if raw is None:
+        if optional:
+            return None
+        raise HyperparameterError(f"hyperparameter {key}=None: expected {expected}")
+    try:
+        return _convert(raw, base)
+    except (ValueError, TypeError, SyntaxError):
+        raise HyperparameterError(f"hyperparameter {key}={raw!r}: expected {expected}") from None
+
+
+def _convert(raw: Any, base: Any) -> Any:
+    if base is bool:
+        if isinstance(raw, bool):
+            return raw
+        text = str(raw).strip().lower()
+        if text in _TRUES:
+            return True
+        if text in _FALSES:
+            return False
+        raise ValueError(raw)
+    if base is int:
+        if isinstance(raw, bool):
+            raise TypeError(raw)
+        if isinstance(raw, int):
+            return raw
+        number = float(str(raw).strip())
+        if not number.is_integer():
+            raise ValueError(raw)
+        return int(number)
+    if base is float:
+        if isinstance(raw, bool):
+            raise TypeError(raw)
+        number = float(str(raw).strip()) if isinstance(raw, str) else float(raw)
+        if not math.isfinite(number):
+            raise ValueError(raw)
+        return number
+    if base is str:
+        if not isinstance(raw, str):
+            raise TypeError(raw)
+        return raw
+    if typing.get_origin(base) is list:
+        items = raw if isinstance(raw, list) else _parse_list(str(raw))
+        if not all(isinstance(item, str) for item in items):
+            raise TypeError(raw)
+        return list(items)
+    raise TypeError(f"unsupported hyperparameter type {base}")
+
+
+def _parse_list(text: str) -> list:
+    """JSON (`["PER", "LOC"]`), Python repr (`['PER', 'LOC']`) or a comma-separated list."""
+    text = text.strip()
+    if text.startswith("["):
+        try:
+            value = json.loads(text)
+        except json.JSONDecodeError:
+            value = ast.literal_eval(text)
+        if not isinstance(value, list):
+            raise ValueError(text)
+        return value
+    return [item.strip() for item in text.split(",") if item.strip()]
+
+
+def _unwrap_optional(annotation: Any) -> tuple[Any, bool]:
+    if isinstance(annotation, types.UnionType) or typing.get_origin(annotation) is typing.Union:
+        members = [arg for arg in typing.get_args(annotation) if arg is not type(None)]
+        return members[0], len(members) < len(typing.get_args(annotation))
+    return annotation, False
+
+
+def _describe(base: Any, optional: bool) -> str:
+    names = {bool: "a boolean (true/false)", int: "an integer", float: "a number", str: "a string"}
+    text = names.get(base, "a list of strings")
+    return text + " or null" if optional else text
+
+
+def _check_range(spec: dataclasses.Field, value: Any) -> None:
+    if value is None:
+        return
+    meta = spec.metadata
+    choices = meta.get("choices")
+    if choices and value not in choices:
+        raise HyperparameterError(
+            f"hyperparameter {spec.name}={value!r}: expected one of {', '.join(choices)}")
+    low, high = meta.get("minimum"), meta.get("maximum")
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        too_low = low is not None and (value <= low if meta.get("exclusive_minimum") else value < low)
+        if too_low or (high is not None and value > high):
+            lower = f"> {low}" if meta.get("exclusive_minimum") else f">= {low}"
+            bounds = " and ".join(part for part in (
+                lower if low is not None else "", f"<= {high}" if high is not None else "") if part)
+            raise HyperparameterError(f"hyperparameter {spec.name}={value!r}: expected a value {bounds}")
+
+
+def describe_hyperparameters() -> list[tuple[str, str, Any, str]]:
+    """(name, type, default, doc) of every hyperparameter, for the README table and `--help`."""
+    hints = _hints()
+    return [(spec.name, _describe(*_unwrap_optional(hints[spec.name])), spec.default, spec.metadata["doc"])
+            for spec in dataclasses.fields(Hyperparameters)]
