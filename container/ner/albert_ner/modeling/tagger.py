@@ -1,0 +1,106 @@
+"""The NER task model: ALBERT -> dropout -> BiLSTM -> dense -> CRF (or softmax).
+
+Inputs are the ids of the sentence's own characters only; ``[CLS]`` and ``[SEP]`` are added inside the
+model and the outputs are cut back to one row per character, so callers never shift offsets by one.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Sequence
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from albert_ner.modeling.albert import AlbertConfig, AlbertEncoder
+from albert_ner.modeling.crf import CRF
+
+
+class AlbertTagger(keras.Model):
+    """Per-character tag scores for a batch of right-padded sentences.
+
+    ``use_crf=False`` gives the softmax head of the reference TF 1.15 code, kept for comparison.
+    ``lstm_units=0`` drops the BiLSTM. The CRF's ``allowed`` masks come from
+    :meth:`albert_ner.tag_schemes.LabelMap.allowed_transitions`, so decoding can only emit sequences valid
+    in the model's tag scheme.
+    """
+
+    def __init__(self, albert_config: AlbertConfig | dict[str, Any], num_tags: int, *,
+                 cls_id: int, sep_id: int, pad_id: int, lstm_units: int = 128, dropout: float = 0.1,
+                 use_crf: bool = True,
+                 allowed: Sequence[np.ndarray | list] | None = None, **kwargs: Any):
+        super().__init__(**kwargs)
+        if isinstance(albert_config, dict):
+            albert_config = AlbertConfig(**albert_config)
+        if num_tags < 1:
+            raise ValueError(f"num_tags must be positive, got {num_tags}")
+        self.albert_config = albert_config
+        self.num_tags = num_tags
+        self.cls_id, self.sep_id, self.pad_id = cls_id, sep_id, pad_id
+        self.lstm_units = lstm_units
+        self.dropout_rate = dropout
+        self.use_crf = use_crf
+        self.allowed = None if allowed is None else [np.asarray(mask, dtype=bool) for mask in allowed]
+
+        self.encoder = AlbertEncoder(albert_config, name="albert")
+        self.dropout = keras.layers.Dropout(dropout)
+        self.bilstm = None
+        if lstm_units:
+            self.bilstm = keras.layers.Bidirectional(
+                keras.layers.LSTM(lstm_units, return_sequences=True), name="bilstm")
+        # The scores feed a float32 CRF / softmax: keep the projection float32 under mixed precision.
+        self.projection = keras.layers.Dense(num_tags, dtype="float32", name="tag_projection")
+        self.crf = CRF(num_tags, allowed=self.allowed, name="crf") if use_crf else None
+
+    def call(self, token_ids: tf.Tensor, lengths: tf.Tensor, training: bool = False) -> tf.Tensor:
+        """Tag scores ``[batch, time, num_tags]`` (float32) for ``token_ids [batch, time]``."""
+        token_ids = tf.cast(token_ids, tf.int32)
+        lengths = tf.cast(lengths, tf.int32)
+        batch, time = tf.shape(token_ids)[0], tf.shape(token_ids)[1]
+        positions = tf.range(time + 2)[tf.newaxis, :]
+        with_specials = tf.concat([tf.fill([batch, 1], self.cls_id), token_ids,
+                                   tf.fill([batch, 1], self.pad_id)], axis=1)
+        sep_position = lengths[:, tf.newaxis] + 1
+        with_specials = tf.where(positions == sep_position, self.sep_id, with_specials)
+        with_specials = tf.where(positions > sep_position, self.pad_id, with_specials)
+        sequence = self.encoder(with_specials, positions <= sep_position, training=training)
+        features = self.dropout(sequence[:, 1:time + 1], training=training)
+        if self.bilstm is not None:
+            char_mask = tf.sequence_mask(lengths, time)
+            features = self.dropout(self.bilstm(features, mask=char_mask, training=training),
+                                    training=training)
+        return self.projection(features)
+
+    def per_example_loss(self, scores: tf.Tensor, tag_ids: tf.Tensor, lengths: tf.Tensor) -> tf.Tensor:
+        """Negative log-likelihood of each gold sentence ``[batch]`` (summed over its characters)."""
+        lengths = tf.cast(lengths, tf.int32)
+        if self.crf is not None:
+            return -self.crf.log_likelihood(scores, tag_ids, lengths)
+        token_loss = keras.losses.sparse_categorical_crossentropy(tag_ids, scores, from_logits=True)
+        mask = tf.sequence_mask(lengths, tf.shape(scores)[1], dtype=token_loss.dtype)
+        return tf.reduce_sum(token_loss * mask, axis=1)
+
+    def decode(self, scores: tf.Tensor, lengths: tf.Tensor) -> tf.Tensor:
+        """Best tag ids ``[batch, time]``; padding positions hold 0."""
+        lengths = tf.cast(lengths, tf.int32)
+        if self.crf is not None:
+            tags, _ = self.crf.decode(scores, lengths)
+            return tags
+        tags = tf.argmax(scores, axis=-1, output_type=tf.int32)
+        return tf.where(tf.sequence_mask(lengths, tf.shape(scores)[1]), tags, 0)
+
+    @property
+    def head_variables(self) -> list[tf.Variable]:
+        """Trainable variables above the encoder, which train at ``head_learning_rate``."""
+        encoder_ids = {id(variable) for variable in self.encoder.trainable_variables}
+        return [variable for variable in self.trainable_variables if id(variable) not in encoder_ids]
+
+    def get_config(self) -> dict[str, Any]:
+        return {
+            "albert_config": self.albert_config.to_dict(),
+            "num_tags": self.num_tags,
+            "cls_id": self.cls_id, "sep_id": self.sep_id, "pad_id": self.pad_id,
+            "lstm_units": self.lstm_units, "dropout": self.dropout_rate, "use_crf": self.use_crf,
+            "allowed": None if self.allowed is None else [mask.tolist() for mask in self.allowed],
+            "name": self.name,
+        }

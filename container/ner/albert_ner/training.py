@@ -1,0 +1,449 @@
+"""The training job: data, model, optimizer, loop, evaluation, artifacts, top to bottom.
+
+A custom loop under a ``tf.distribute`` strategy rather than ``model.fit``: Keras 3 ``fit`` fails under
+MultiWorkerMirroredStrategy, and owning the loop gives exact control of batching (length grouping),
+of the two learning rates (encoder and head), and of where the data position is when a job stops.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import shutil
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Sequence
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from albert_ner import resources
+from albert_ner.checkpoints import find_pretrained, load_albert_checkpoint
+from albert_ner.data import ReadReport, Sentence, read_channel, split_into_windows
+from albert_ner.environment import TrainingEnvironment
+from albert_ner.errors import DataError, HyperparameterError
+from albert_ner.evaluation import EvaluationReport, evaluate_entities, write_report
+from albert_ner.files import write_text_atomically
+from albert_ner.hyperparameters import Hyperparameters
+from albert_ner.modeling.albert import AlbertConfig
+from albert_ner.modeling.tagger import AlbertTagger
+from albert_ner.prediction import Predictor, build_model, pad_batch
+from albert_ner.tag_schemes import LabelMap, entities_to_tags
+from albert_ner.tokenization import CharTokenizer, Vocab
+
+log = logging.getLogger("albert_ner.training")
+
+# brightmart albert_zh sizes (hidden, layers, heads, intermediate), used when training from scratch.
+ENCODER_PRESETS = {
+    "tiny": (312, 4, 12, 1248),
+    "small": (384, 6, 12, 1536),
+    "base": (768, 12, 12, 3072),
+    "large": (1024, 24, 16, 4096),
+}
+
+
+# ---------------------------------------------------------------------------------------------- data
+@dataclass
+class PreparedData:
+    """Everything read from the channels, with the vocabulary and label map derived from it."""
+
+    train: list[Sentence]
+    validation: list[Sentence]
+    test: list[Sentence] | None
+    tokenizer: CharTokenizer
+    label_map: LabelMap
+    albert_config: AlbertConfig
+    checkpoint_prefix: str | None
+
+
+def prepare_data(hp: Hyperparameters, env: TrainingEnvironment) -> PreparedData:
+    """Read the channels, split off validation data, and settle the vocabulary and label map."""
+    channels = env.channel_input_dirs
+    if "training" not in channels:
+        raise DataError(f"no `training` channel: put labelled files under "
+                        f"{env.base_dir / 'input' / 'data' / 'training'} (found channels: "
+                        f"{sorted(channels) or 'none'})")
+    train, report = _read(channels["training"], hp, "training")
+    if "validation" in channels:
+        validation, _ = _read(channels["validation"], hp, "validation")
+    else:
+        train, validation = _split(train, hp.validation_split, hp.seed)
+        log.info("validation: %d sentences held out of training (validation_split=%s, seed=%d)",
+                 len(validation), hp.validation_split, hp.seed)
+    test = _read(channels["test"], hp, "test")[0] if "test" in channels else None
+
+    pretrained_dir = channels.get("pretrained") or (Path(hp.pretrained_dir) if hp.pretrained_dir else None)
+    if pretrained_dir is not None:
+        files = find_pretrained(pretrained_dir)
+        albert_config = AlbertConfig.from_json_file(files.config_path)
+        vocab = Vocab.from_file(files.vocab_path)
+        checkpoint_prefix: str | None = str(files.checkpoint_prefix)
+        log.info("pretrained ALBERT: %s (%s family, hidden %d, %d layers)", pretrained_dir,
+                 albert_config.family, albert_config.hidden_size, albert_config.num_hidden_layers)
+    else:
+        vocab = Vocab.build([sentence.tokens for sentence in train], min_count=hp.vocab_min_count)
+        albert_config = _scratch_config(hp, len(vocab))
+        checkpoint_prefix = None
+        log.info("no pretrained weights: ALBERT-%s-sized encoder from scratch, vocabulary of %d built from "
+                 "the training data", hp.encoder_size, len(vocab))
+    if hp.max_seq_length > albert_config.max_position_embeddings:
+        raise HyperparameterError(f"hyperparameter max_seq_length={hp.max_seq_length}: the encoder has only "
+                                  f"{albert_config.max_position_embeddings} positions")
+    label_map = LabelMap(_entity_types(hp, train + validation), scheme=hp.tag_scheme)
+    data = PreparedData(train, validation, test, CharTokenizer(vocab, lower_case=hp.lower_case),
+                        label_map, albert_config, checkpoint_prefix)
+    _log_data_summary(data, report, hp)
+    return data
+
+
+def _read(directory: Path, hp: Hyperparameters, channel: str) -> tuple[list[Sentence], ReadReport]:
+    sentences, report = read_channel(directory, scheme=hp.input_tag_scheme, repair=hp.repair_tags)
+    log.info("channel %s: %d sentences from %d file(s), tag scheme %s%s", channel, len(sentences),
+             len(report.files), report.scheme,
+             f", {report.repairs} entities repaired" if report.repairs else "")
+    return sentences, report
+
+
+def _split(sentences: list[Sentence], share: float, seed: int) -> tuple[list[Sentence], list[Sentence]]:
+    order = np.random.default_rng(seed).permutation(len(sentences))
+    held_out = max(1, int(round(len(sentences) * share)))
+    if held_out >= len(sentences):
+        raise DataError(f"only {len(sentences)} training sentence(s): too few to hold out a validation "
+                        f"split; add a `validation` channel")
+    keep, hold = sorted(order[held_out:]), sorted(order[:held_out])
+    return [sentences[i] for i in keep], [sentences[i] for i in hold]
+
+
+def _entity_types(hp: Hyperparameters, sentences: Sequence[Sentence]) -> list[str]:
+    found = sorted({entity.type for sentence in sentences for entity in sentence.entities})
+    if hp.entity_types is None:
+        if not found:
+            raise DataError("the training data holds no entities: nothing to learn")
+        return found
+    unknown = sorted(set(found) - set(hp.entity_types))
+    if unknown:
+        raise HyperparameterError(f"hyperparameter entity_types={hp.entity_types!r}: the data also has "
+                                  f"{unknown}")
+    return sorted(set(hp.entity_types))
+
+
+def _scratch_config(hp: Hyperparameters, vocab_size: int) -> AlbertConfig:
+    hidden, layers, heads, intermediate = ENCODER_PRESETS[hp.encoder_size]
+    return AlbertConfig(vocab_size=vocab_size, embedding_size=128, hidden_size=hidden,
+                        num_hidden_layers=hp.num_hidden_layers or layers, num_attention_heads=heads,
+                        intermediate_size=intermediate, hidden_act="gelu", max_position_embeddings=512,
+                        type_vocab_size=2, initializer_range=0.02, hidden_dropout_prob=0.0,
+                        attention_probs_dropout_prob=0.0, family="brightmart")
+
+
+def _log_data_summary(data: PreparedData, report: ReadReport, hp: Hyperparameters) -> None:
+    for name, sentences in (("training", data.train), ("validation", data.validation),
+                            ("test", data.test or [])):
+        if not sentences:
+            continue
+        counts: dict[str, int] = {}
+        for sentence in sentences:
+            for entity in sentence.entities:
+                counts[entity.type] = counts.get(entity.type, 0) + 1
+        characters = sum(len(sentence.tokens) for sentence in sentences)
+        windowed = sum(len(sentence.tokens) > hp.max_seq_length - 2 for sentence in sentences)
+        _, unknown = data.tokenizer.encode_corpus([sentence.tokens for sentence in sentences])
+        log.info("data %s: %d sentences, %d characters, entities %s, [UNK] rate %.4f%s, %d sentence(s) "
+                 "longer than %d characters split into windows", name, len(sentences), characters,
+                 json.dumps(counts, ensure_ascii=False), unknown.rate,
+                 f" (most common: {''.join(char for char, _ in unknown.most_common[:10])})"
+                 if unknown.count else "", windowed, hp.max_seq_length - 2)
+    log.info("labels (%s): %s", data.label_map.scheme, " ".join(data.label_map.tags))
+
+
+class EncodedExamples:
+    """Training windows as token and tag ids, stored once in two flat arrays (no per-sentence objects)."""
+
+    def __init__(self, windows: Sequence[Sentence], tokenizer: CharTokenizer, label_map: LabelMap):
+        self.lengths = np.array([len(window.tokens) for window in windows], dtype=np.int32)
+        self.offsets = np.concatenate([[0], np.cumsum(self.lengths, dtype=np.int64)])
+        self.token_ids = np.empty(int(self.offsets[-1]), dtype=np.int32)
+        self.tag_ids = np.empty(int(self.offsets[-1]), dtype=np.int32)
+        tag_index = {tag: index for index, tag in enumerate(label_map.tags)}
+        for number, window in enumerate(windows):
+            start, end = self.offsets[number], self.offsets[number + 1]
+            self.token_ids[start:end] = tokenizer.encode(window.tokens)
+            tags = entities_to_tags(len(window.tokens), window.entities, label_map.scheme)
+            self.tag_ids[start:end] = [tag_index[tag] for tag in tags]
+        self.pad_id = tokenizer.vocab.pad_id
+
+    def __len__(self) -> int:
+        return len(self.lengths)
+
+    def batch(self, indices: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """``(token_ids, tag_ids, lengths)`` of the given examples, right-padded to the longest."""
+        slices = [slice(self.offsets[i], self.offsets[i + 1]) for i in indices]
+        token_ids, lengths = pad_batch((self.token_ids[s] for s in slices), self.pad_id)
+        tag_ids, _ = pad_batch((self.tag_ids[s] for s in slices), 0)
+        return token_ids, tag_ids, lengths
+
+
+def batch_plan(lengths: np.ndarray, batch_size: int, seed: int, epoch: int,
+               group_by_length: bool) -> list[np.ndarray]:
+    """The batches of one epoch, as example indices; the same (seed, epoch) always gives the same plan.
+
+    Length grouping sorts shuffled chunks of 50 batches by length, so each batch holds sentences of
+    similar length (little padding) while batch order and membership stay random.
+    """
+    rng = np.random.default_rng([seed, epoch])
+    order = rng.permutation(len(lengths))
+    if group_by_length:
+        chunk = batch_size * 50
+        order = np.concatenate([
+            part[np.argsort(lengths[part], kind="stable")]
+            for part in np.array_split(order, max(1, math.ceil(len(order) / chunk)))])
+    batches = [order[start:start + batch_size] for start in range(0, len(order), batch_size)]
+    rng.shuffle(batches)
+    return batches
+
+
+# --------------------------------------------------------------------------------------- optimizer
+class WarmupLinearDecay(keras.optimizers.schedules.LearningRateSchedule):
+    """Linear warm-up from 0 to ``peak`` over ``warmup_steps``, then linear decay to 0 at ``total_steps``."""
+
+    def __init__(self, peak: float, warmup_steps: int, total_steps: int):
+        self.peak, self.warmup_steps, self.total_steps = peak, warmup_steps, max(total_steps, 1)
+
+    def __call__(self, step):
+        step = tf.cast(step, tf.float32)
+        warmup = self.peak * step / max(self.warmup_steps, 1)
+        decay = self.peak * tf.maximum(0.0, (self.total_steps - step) / max(self.total_steps - self.warmup_steps, 1))
+        return tf.where(step < self.warmup_steps, warmup, decay)
+
+    def get_config(self) -> dict:
+        return {"peak": self.peak, "warmup_steps": self.warmup_steps, "total_steps": self.total_steps}
+
+
+def _adamw(peak: float, hp: Hyperparameters, total_steps: int) -> keras.optimizers.AdamW:
+    optimizer = keras.optimizers.AdamW(
+        learning_rate=WarmupLinearDecay(peak, int(total_steps * hp.warmup_proportion), total_steps),
+        weight_decay=hp.weight_decay, epsilon=1e-6)
+    optimizer.exclude_from_weight_decay(var_names=["bias", "gamma", "beta", "LayerNorm", "layer_norm",
+                                                   "transitions"])
+    return optimizer
+
+
+# ------------------------------------------------------------------------------------------- loop
+@dataclass
+class TrainingResult:
+    validation: EvaluationReport
+    test: EvaluationReport | None
+    steps: int
+    seconds: float
+
+
+def train(hp: Hyperparameters, env: TrainingEnvironment) -> TrainingResult:
+    """Run one training job end to end and write its model and reports."""
+    started = time.monotonic()
+    keras.utils.set_random_seed(hp.seed)
+    precision = _set_precision(hp)
+    strategy = _strategy()
+    log.info("TensorFlow %s, Keras %s; devices: %s; strategy %s with %d replica(s); precision %s",
+             tf.__version__, keras.__version__, resources.describe_devices(), type(strategy).__name__,
+             strategy.num_replicas_in_sync, precision)
+    log.info("hyperparameters: %s", json.dumps(hp.to_dict(), ensure_ascii=False, sort_keys=True))
+
+    data = prepare_data(hp, env)
+    windows = [window.sentence for sentence in data.train
+               for window in split_into_windows(sentence, hp.max_seq_length - 2)]
+    examples = EncodedExamples(windows, data.tokenizer, data.label_map)
+    del windows
+    steps_per_epoch = math.ceil(len(examples) / hp.batch_size)
+    total_steps = min(hp.max_steps or steps_per_epoch * hp.epochs, steps_per_epoch * hp.epochs)
+    log.info("training on %d windows: %d steps per epoch, %d steps in all", len(examples), steps_per_epoch,
+             total_steps)
+
+    with strategy.scope():
+        vocab = data.tokenizer.vocab
+        model = AlbertTagger(data.albert_config, len(data.label_map), cls_id=vocab.cls_id, sep_id=vocab.sep_id,
+                             pad_id=vocab.pad_id, lstm_units=hp.lstm_units, dropout=hp.dropout,
+                             use_crf=hp.use_crf, allowed=data.label_map.allowed_transitions())
+        build_model(model, vocab.pad_id)
+        if data.checkpoint_prefix:
+            load_albert_checkpoint(model.encoder, data.checkpoint_prefix)
+        encoder_optimizer = _adamw(hp.learning_rate, hp, total_steps)
+        head_optimizer = _adamw(hp.head_learning_rate, hp, total_steps)
+        encoder_variables, head_variables = model.encoder.trainable_variables, model.head_variables
+        encoder_optimizer.build(encoder_variables)
+        head_optimizer.build(head_variables)
+        loss_scale = tf.Variable(2.0 ** 15 if precision == "float16" else 1.0, trainable=False,
+                                 dtype=tf.float32, aggregation=tf.VariableAggregation.ONLY_FIRST_REPLICA)
+    log.info("model: %s parameters (encoder %s, head %s)", f"{model.count_params():,}",
+             f"{sum(int(np.prod(v.shape)) for v in encoder_variables):,}",
+             f"{sum(int(np.prod(v.shape)) for v in head_variables):,}")
+
+    def replica_step(token_ids, tag_ids, lengths, global_batch):
+        with tf.GradientTape() as tape:
+            scores = model(token_ids, lengths, training=True)
+            loss = tf.reduce_sum(model.per_example_loss(scores, tag_ids, lengths)) / global_batch
+            scaled_loss = loss * loss_scale
+        gradients = tape.gradient(scaled_loss, encoder_variables + head_variables)
+        gradients = [tf.convert_to_tensor(gradient) for gradient in gradients]
+        # Sum over replicas here so that clipping sees the true global norm; the optimizers sum again,
+        # hence the division by the replica count.
+        context = tf.distribute.get_replica_context()
+        gradients = context.all_reduce(tf.distribute.ReduceOp.SUM, gradients)
+        gradients = [gradient / loss_scale for gradient in gradients]
+        finite = tf.reduce_all([tf.reduce_all(tf.math.is_finite(g)) for g in gradients])
+        gradients, norm = tf.clip_by_global_norm(gradients, hp.clip_norm)
+        replicas = float(context.num_replicas_in_sync)
+        gradients = [tf.where(finite, gradient / replicas, tf.zeros_like(gradient)) for gradient in gradients]
+        if precision == "float16":
+            _update_loss_scale(loss_scale, finite)
+        encoder_optimizer.apply_gradients(zip(gradients[:len(encoder_variables)], encoder_variables))
+        head_optimizer.apply_gradients(zip(gradients[len(encoder_variables):], head_variables))
+        return loss
+
+    @tf.function(reduce_retracing=True)
+    def train_step(token_ids, tag_ids, lengths, global_batch):
+        losses = strategy.run(replica_step, args=(token_ids, tag_ids, lengths, global_batch))
+        return strategy.reduce(tf.distribute.ReduceOp.SUM, losses, axis=None)
+
+    predictor = Predictor(model, data.tokenizer, data.label_map, hp.max_seq_length, hp.eval_batch_size)
+    tensorboard = tf.summary.create_file_writer(str(env.output_dir / "tensorboard"))
+    best_f1, best_weights, best_report, evaluations_since_best = -1.0, None, None, 0
+    step, epoch, stop = 0, 0, False
+    meter = resources.ThroughputMeter()
+    progress = _progress_bar(total_steps)
+    running_loss, running_count = 0.0, 0
+    while not stop and epoch < hp.epochs:
+        epoch += 1
+        for batch_number, indices in enumerate(
+                batch_plan(examples.lengths, hp.batch_size, hp.seed, epoch, hp.length_grouping)):
+            token_ids, tag_ids, lengths = examples.batch(indices)
+            distributed = _distribute(strategy, token_ids, tag_ids, lengths)
+            loss = float(train_step(*distributed, tf.constant(len(indices), tf.float32)))
+            step += 1
+            running_loss, running_count = running_loss + loss, running_count + 1
+            meter.add(len(indices), int(lengths.sum()))
+            if progress is not None:
+                progress.update(1)
+            if step % hp.log_every_steps == 0 or step == total_steps:
+                log.info("epoch=%d step=%d/%d train_loss=%.4f lr=%.3g %s", epoch, step, total_steps,
+                         running_loss / running_count,
+                         float(encoder_optimizer.learning_rate), meter.report())
+                with tensorboard.as_default(step=step):
+                    tf.summary.scalar("train_loss", running_loss / running_count)
+                running_loss, running_count = 0.0, 0
+            end_of_epoch = batch_number == steps_per_epoch - 1
+            if end_of_epoch or step == total_steps or (hp.eval_every_steps and step % hp.eval_every_steps == 0):
+                report = evaluate(predictor, data.validation)
+                log.info("epoch=%d step=%d train_loss=%.4f val_precision=%.4f val_recall=%.4f val_f1=%.4f",
+                         epoch, step, loss, report.micro.precision, report.micro.recall, report.f1)
+                with tensorboard.as_default(step=step):
+                    tf.summary.scalar("val_f1", report.f1)
+                if report.f1 > best_f1:
+                    best_f1, best_weights, best_report, evaluations_since_best = (
+                        report.f1, model.get_weights(), report, 0)
+                else:
+                    evaluations_since_best += 1
+                    if hp.early_stopping_patience and evaluations_since_best >= hp.early_stopping_patience:
+                        log.info("early stopping: no better validation F1 in %d evaluations (best %.4f)",
+                                 evaluations_since_best, best_f1)
+                        stop = True
+            if stop or step == total_steps:
+                stop = True
+                break
+    if progress is not None:
+        progress.close()
+    tensorboard.flush()
+    model.set_weights(best_weights)
+    log.info("best validation F1 %.4f", best_f1)
+
+    test_report = None
+    if data.test:
+        test_report = evaluate(predictor, data.test)
+        log.info("test_precision=%.4f test_recall=%.4f test_f1=%.4f", test_report.micro.precision,
+                 test_report.micro.recall, test_report.f1)
+    if env.is_chief:
+        _write_artifacts(env, predictor, best_report, test_report, data)
+    elapsed = time.monotonic() - started
+    log.info("training finished in %.1f s (%d steps)", elapsed, step)
+    return TrainingResult(best_report, test_report, step, elapsed)
+
+
+def _update_loss_scale(loss_scale: tf.Variable, finite: tf.Tensor) -> None:
+    """Halve the float16 loss scale on overflow, double it slowly otherwise (the usual dynamic rule)."""
+    loss_scale.assign(tf.where(finite, tf.minimum(loss_scale * 1.0005, 2.0 ** 24),
+                               tf.maximum(loss_scale / 2.0, 1.0)))
+
+
+def _distribute(strategy: tf.distribute.Strategy, *arrays: np.ndarray):
+    """Split one global batch across the replicas (rows), or pass it through with a single replica."""
+    if strategy.num_replicas_in_sync == 1:
+        return tuple(tf.constant(array) for array in arrays)
+    replicas = strategy.num_replicas_in_sync
+
+    def shard(context: tf.distribute.InputContext, array: np.ndarray):
+        part = np.array_split(array, replicas)[context.replica_id_in_sync_group]
+        return tf.constant(part)
+
+    return tuple(strategy.experimental_distribute_values_from_function(
+        lambda context, array=array: shard(context, array)) for array in arrays)
+
+
+def evaluate(predictor: Predictor, sentences: Sequence[Sentence]) -> EvaluationReport:
+    """Strict entity-level scores of the predictor on whole sentences."""
+    predicted = predictor.predict_entities([sentence.tokens for sentence in sentences])
+    return evaluate_entities([len(sentence.tokens) for sentence in sentences],
+                             [sentence.entities for sentence in sentences], predicted)
+
+
+def _write_artifacts(env: TrainingEnvironment, predictor: Predictor, validation: EvaluationReport,
+                     test: EvaluationReport | None, data: PreparedData) -> None:
+    predictor.save(env.model_dir)
+    for directory in (env.model_dir, env.output_data_dir):
+        write_report(validation, directory, "validation_report")
+        if test is not None:
+            write_report(test, directory, "test_report")
+    if data.test:
+        _write_predictions(predictor, data.test, env.output_data_dir / "test_predictions.jsonl")
+    tensorboard = env.output_dir / "tensorboard"
+    if tensorboard.is_dir():
+        shutil.copytree(tensorboard, env.output_data_dir / "tensorboard", dirs_exist_ok=True)
+
+
+def _write_predictions(predictor: Predictor, sentences: Sequence[Sentence], path: Path) -> None:
+    predicted = predictor.predict_entities([sentence.tokens for sentence in sentences])
+    lines = []
+    for sentence, entities in zip(sentences, predicted):
+        lines.append(json.dumps({
+            "text": "".join(sentence.tokens),
+            "entities": [list(entity) for entity in sentence.entities],
+            "predicted": [list(entity) for entity in entities],
+        }, ensure_ascii=False))
+    write_text_atomically(path, "\n".join(lines) + "\n")
+
+
+def _set_precision(hp: Hyperparameters) -> str:
+    precision = hp.mixed_precision
+    if precision == "auto":
+        precision = "float16" if tf.config.list_physical_devices("GPU") else "float32"
+    keras.mixed_precision.set_global_policy(
+        {"float32": "float32", "float16": "mixed_float16", "bfloat16": "mixed_bfloat16"}[precision])
+    return precision
+
+
+def _strategy() -> tf.distribute.Strategy:
+    gpus = tf.config.list_logical_devices("GPU")
+    if len(gpus) > 1:
+        return tf.distribute.MirroredStrategy()
+    return tf.distribute.get_strategy()
+
+
+def _progress_bar(total: int):
+    """A progress bar only on an interactive terminal; logs get the periodic lines instead."""
+    if not sys.stderr.isatty():
+        return None
+    from tqdm import tqdm
+
+    return tqdm(total=total, unit="step", dynamic_ncols=True)

@@ -1,0 +1,136 @@
+"""The `train` program run as SageMaker runs it: a subprocess against a temporary /opt/ml tree."""
+
+from __future__ import annotations
+
+import json
+import re
+import subprocess
+import sys
+
+import pytest
+
+from conftest import REPO, SAMPLE, TINY_HYPERPARAMETERS, OptMl
+
+MODEL_FILES = {"model.weights.h5", "model_config.json", "label_map.json", "vocab.txt",
+               "validation_report.json", "validation_report.txt", "test_report.json", "test_report.txt"}
+METRIC_LINE = re.compile(r"epoch=(\d+) step=(\d+) train_loss=([0-9.]+) val_precision=([0-9.]+) "
+                         r"val_recall=([0-9.]+) val_f1=([0-9.]+)")
+
+
+def sample_job(opt_ml: OptMl, hyperparameters: dict) -> None:
+    opt_ml.write_hyperparameters(hyperparameters)
+    opt_ml.add_channel("training", SAMPLE / "train.txt")
+    opt_ml.add_channel("validation", SAMPLE / "validation.jsonl")
+    opt_ml.add_channel("test", SAMPLE / "test.txt")
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory: pytest.TempPathFactory) -> tuple[OptMl, subprocess.CompletedProcess]:
+    opt_ml = OptMl(tmp_path_factory.mktemp("trained") / "opt_ml")
+    sample_job(opt_ml, TINY_HYPERPARAMETERS)
+    result = opt_ml.run_train()
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    return opt_ml, result
+
+
+def test_train_writes_model_reports_and_logs(trained) -> None:
+    opt_ml, result = trained
+    assert MODEL_FILES <= {path.name for path in opt_ml.model_dir.iterdir()}
+    data = {path.name for path in opt_ml.output_data_dir.iterdir()}
+    assert {"training.log", "test_report.json", "test_report.txt", "test_predictions.jsonl",
+            "validation_report.json", "tensorboard"} <= data
+    assert not [name for name in data if "partial" in name]
+    assert not opt_ml.failure.exists()
+    assert "entities" in (opt_ml.output_data_dir / "training.log").read_text(encoding="utf-8")
+
+
+def test_one_metrics_line_per_evaluation_and_a_real_f1(trained) -> None:
+    opt_ml, result = trained
+    metrics = METRIC_LINE.findall(result.stdout)
+    assert [int(epoch) for epoch, *_ in metrics] == [1, 2, 3, 4]
+    # The sample corpus is templated: a model that learned anything scores high on it.
+    report = json.loads((opt_ml.model_dir / "test_report.json").read_text())
+    assert report["entity_level_strict"]["micro_avg"]["f1"] > 0.9
+    assert set(report["entity_level_strict"]["per_type"]) == {"LOC", "ORG", "PER", "产品"}
+    assert re.search(r"test_precision=[0-9.]+ test_recall=[0-9.]+ test_f1=[0-9.]+", result.stdout)
+
+
+def test_start_of_log_names_versions_devices_and_data(trained) -> None:
+    _, result = trained
+    assert "TensorFlow 2.21" in result.stdout and "devices: CPU" in result.stdout
+    assert "replica(s)" in result.stdout and '"learning_rate": 0.001' in result.stdout
+    assert re.search(r"data training: \d+ sentences, \d+ characters, entities \{.*\}, \[UNK\] rate", result.stdout)
+
+
+def test_test_sentences_are_evaluated_whole(trained) -> None:
+    opt_ml, _ = trained
+    test_texts = [line.split()[0] for line in (SAMPLE / "test.txt").read_text(encoding="utf-8").split("\n\n")
+                  if line.strip()]
+    rows = [json.loads(line) for line in (opt_ml.output_data_dir / "test_predictions.jsonl").open(encoding="utf-8")]
+    assert len(rows) == len(test_texts) == 100
+    longest = max(rows, key=lambda row: len(row["text"]))
+    assert len(longest["text"]) > int(TINY_HYPERPARAMETERS["max_seq_length"])  # windowed, yet whole
+    for row in rows:
+        assert all(0 <= start < end <= len(row["text"]) for start, end, _ in row["predicted"])
+
+
+def test_cli_predicts_entities_from_the_saved_model(trained, tmp_path) -> None:
+    opt_ml, _ = trained
+    result = subprocess.run(
+        [sys.executable, "-m", "albert_ner", "predict", "--model-dir", str(opt_ml.model_dir),
+         "--text", "张伟在北京的清华大学工作。", "--text", ""],
+        capture_output=True, text=True, timeout=300, cwd=REPO)
+    assert result.returncode == 0, result.stderr
+    first, second = [json.loads(line) for line in result.stdout.splitlines()]
+    assert first["text"] == "张伟在北京的清华大学工作。"
+    assert {(e["type"], e["start"], e["end"], e["text"]) for e in first["entities"]} == {
+        ("PER", 0, 2, "张伟"), ("LOC", 3, 5, "北京"), ("ORG", 6, 10, "清华大学")}
+    assert second == {"text": "", "entities": []}
+
+
+@pytest.mark.parametrize("dialect", [
+    {"use_crf": "True", "max_steps": "None", "entity_types": "['LOC', 'ORG', 'PER', '产品']",
+     "sagemaker_program": "train", "sagemaker_submit_directory": "s3://bucket/x.tar.gz",
+     "_tuning_objective_metric": "val_f1"},
+    {"use_crf": "true", "max_steps": "null", "entity_types": '["LOC", "ORG", "PER", "产品"]'},
+], ids=["sdk-v2", "sdk-v3"])
+def test_both_sdk_hyperparameter_dialects_train(opt_ml: OptMl, dialect: dict) -> None:
+    sample_job(opt_ml, {**TINY_HYPERPARAMETERS, "epochs": "1", **dialect})
+    result = opt_ml.run_train()
+    assert result.returncode == 0, result.stdout[-3000:]
+    assert '"entity_types": ["LOC", "ORG", "PER", "产品"]' in result.stdout
+    assert (opt_ml.model_dir / "model.weights.h5").is_file()
+
+
+def failure_reason(opt_ml: OptMl, result: subprocess.CompletedProcess) -> str:
+    assert result.returncode != 0
+    assert opt_ml.failure.is_file(), result.stdout[-2000:]
+    text = opt_ml.failure.read_text(encoding="utf-8")
+    assert "Traceback" in text  # the details follow the plain reason
+    return text.splitlines()[0]
+
+
+def test_unknown_hyperparameter_fails_naming_the_key(opt_ml: OptMl) -> None:
+    sample_job(opt_ml, {**TINY_HYPERPARAMETERS, "learning_rat": "0.1"})
+    reason = failure_reason(opt_ml, opt_ml.run_train())
+    assert reason == "unknown hyperparameter 'learning_rat'; did you mean 'learning_rate'?"
+
+
+def test_bad_hyperparameter_value_fails_naming_key_and_value(opt_ml: OptMl) -> None:
+    sample_job(opt_ml, {**TINY_HYPERPARAMETERS, "batch_size": "many"})
+    assert failure_reason(opt_ml, opt_ml.run_train()) == "hyperparameter batch_size='many': expected an integer"
+
+
+def test_malformed_data_line_fails_naming_file_and_line(opt_ml: OptMl) -> None:
+    opt_ml.write_hyperparameters(TINY_HYPERPARAMETERS)
+    channel = opt_ml.add_channel("training", contents={"bad.txt": "张 B-PER\n伟 I-PER\n在\n北 B-LOC\n"})
+    reason = failure_reason(opt_ml, opt_ml.run_train())
+    assert reason.startswith(f"{channel / 'bad.txt'}:3: ")
+    assert not opt_ml.model_dir.exists() or not any(opt_ml.model_dir.iterdir())
+
+
+def test_missing_training_channel_is_explained(opt_ml: OptMl) -> None:
+    opt_ml.write_hyperparameters(TINY_HYPERPARAMETERS)
+    opt_ml.add_channel("validation", SAMPLE / "validation.jsonl")
+    reason = failure_reason(opt_ml, opt_ml.run_train())
+    assert reason.startswith("no `training` channel") and "validation" in reason
