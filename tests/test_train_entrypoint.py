@@ -134,3 +134,35 @@ def test_missing_training_channel_is_explained(opt_ml: OptMl) -> None:
     opt_ml.add_channel("validation", SAMPLE / "validation.jsonl")
     reason = failure_reason(opt_ml, opt_ml.run_train())
     assert reason.startswith("no `training` channel") and "validation" in reason
+
+
+@pytest.mark.parametrize("family", ["brightmart", "google"])
+def test_pretrained_channel_is_loaded_and_fine_tuned(opt_ml: OptMl, family: str) -> None:
+    from albert_fixtures import write_pretrained_directory
+
+    config = write_pretrained_directory(opt_ml.add_channel("pretrained") / f"albert_tiny_{family}", family,
+                                        hidden_size=48, num_attention_heads=4, intermediate_size=96)
+    sample_job(opt_ml, {**TINY_HYPERPARAMETERS, "epochs": "1", "max_steps": "5",
+                        "num_hidden_layers": "null"})
+    result = opt_ml.run_train()
+    assert result.returncode == 0, result.stdout[-3000:]
+    assert re.search(rf"pretrained ALBERT: .* \({family} family, hidden 48, {config['num_hidden_layers']} layers\)",
+                     result.stdout)
+    assert re.search(r"loaded \d+ encoder tensors from .*albert_model.ckpt", result.stdout), result.stdout[-3000:]
+    saved_vocab = (opt_ml.model_dir / "vocab.txt").read_text(encoding="utf-8").split("\n")
+    assert saved_vocab[:2] == ["[PAD]", "[unused1]"] and len(saved_vocab) - 1 == config["vocab_size"]
+
+
+def test_pretrained_family_mismatch_fails_naming_the_variable(opt_ml: OptMl) -> None:
+    from albert_fixtures import write_pretrained_directory
+
+    directory = opt_ml.add_channel("pretrained")
+    write_pretrained_directory(directory, "google", hidden_size=48, num_attention_heads=4, intermediate_size=96)
+    brightmart = json.loads((directory / "albert_config.json").read_text())
+    brightmart.pop("num_hidden_groups")
+    brightmart["ln_type"] = "postln"
+    (directory / "albert_config.json").write_text(json.dumps(brightmart))
+    sample_job(opt_ml, {**TINY_HYPERPARAMETERS, "num_hidden_layers": "null"})
+    reason = failure_reason(opt_ml, opt_ml.run_train())
+    assert re.search(r"bert/embeddings/\S+: expected \(.*\), found \(.*\)", reason), reason
+    assert "Google-format" in reason
