@@ -17,11 +17,13 @@ from pathlib import Path
 from typing import Sequence
 
 from albert_ner.environment import TrainingEnvironment
-from albert_ner.errors import AlbertNerError, HyperparameterError
+from albert_ner.errors import AlbertNerError, HyperparameterError, TrainingStopped
 
 log = logging.getLogger("albert_ner")
 
 LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
+# 128 + SIGTERM, the shell's status for a process ended by SIGTERM: stopped on request, not failed.
+STOPPED_EXIT_STATUS = 143
 
 
 def run_training(argv: Sequence[str] = ()) -> int:
@@ -43,6 +45,9 @@ def run_training(argv: Sequence[str] = ()) -> int:
 
         train(hyperparameters, env)
         return 0
+    except TrainingStopped as stopped:
+        log.warning("%s", stopped)
+        return STOPPED_EXIT_STATUS
     except BaseException as error:  # noqa: BLE001 - every failure must reach the failure file
         if isinstance(error, SystemExit) and not error.code:
             return 0

@@ -37,3 +37,7 @@ class CheckpointError(AlbertNerError):
 
 class HyperparameterError(AlbertNerError):
     """A hyperparameter that is unknown, of the wrong type, or out of range."""
+
+
+class TrainingStopped(AlbertNerError):
+    """The job was asked to stop (SIGTERM) and saved a checkpoint to resume from; not a failure."""

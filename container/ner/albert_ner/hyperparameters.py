@@ -87,6 +87,10 @@ class Hyperparameters:
                                 "are not padded to max_seq_length.")
     mixed_precision: str = _hp("auto", "auto: float16 on GPUs, float32 on CPU.", choices=PRECISIONS)
     seed: int = _hp(42, "Seed of the data split, shuffling and initialisation: a fixed seed repeats a run.")
+    # Checkpoints (resume after a spot interruption or a stop)
+    checkpoint_every_steps: int = _hp(500, "Save a checkpoint to /opt/ml/checkpoints every N steps (and at each "
+                                      "epoch end); 0 saves only at epoch ends.", minimum=0)
+    keep_checkpoints: int = _hp(2, "Checkpoints kept; older ones are deleted.", minimum=1, maximum=100)
     # Evaluation and logging
     eval_every_steps: int | None = _hp(None, "Evaluate every N steps as well as at each epoch end.", minimum=1)
     early_stopping_patience: int = _hp(3, "Evaluations without a better validation F1 before stopping; 0 "

@@ -11,7 +11,9 @@ import json
 import logging
 import math
 import shutil
+import signal
 import sys
+import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,9 +25,10 @@ import tensorflow as tf
 
 from albert_ner import resources
 from albert_ner.checkpoints import find_pretrained, load_albert_checkpoint
+from albert_ner.cluster import choose_strategy
 from albert_ner.data import ReadReport, Sentence, read_channel, split_into_windows
 from albert_ner.environment import TrainingEnvironment
-from albert_ner.errors import DataError, HyperparameterError
+from albert_ner.errors import DataError, HyperparameterError, TrainingStopped
 from albert_ner.evaluation import EvaluationReport, evaluate_entities, write_report
 from albert_ner.files import write_text_atomically
 from albert_ner.hyperparameters import Hyperparameters
@@ -34,6 +37,7 @@ from albert_ner.modeling.tagger import AlbertTagger
 from albert_ner.prediction import Predictor, build_model, pad_batch
 from albert_ner.tag_schemes import LabelMap, entities_to_tags
 from albert_ner.tokenization import CharTokenizer, Vocab
+from albert_ner.training_state import Progress, TrainingState
 
 log = logging.getLogger("albert_ner.training")
 
@@ -242,11 +246,12 @@ class TrainingResult:
 
 
 def train(hp: Hyperparameters, env: TrainingEnvironment) -> TrainingResult:
-    """Run one training job end to end and write its model and reports."""
+    """Run one training job end to end (resuming from its checkpoints) and write its model and reports."""
     started = time.monotonic()
+    stop_signal = StopSignal()
     keras.utils.set_random_seed(hp.seed)
     precision = _set_precision(hp)
-    strategy = _strategy()
+    strategy = choose_strategy(env)
     log.info("TensorFlow %s, Keras %s; devices: %s; strategy %s with %d replica(s); precision %s",
              tf.__version__, keras.__version__, resources.describe_devices(), type(strategy).__name__,
              strategy.num_replicas_in_sync, precision)
@@ -277,6 +282,8 @@ def train(hp: Hyperparameters, env: TrainingEnvironment) -> TrainingResult:
         head_optimizer.build(head_variables)
         loss_scale = tf.Variable(2.0 ** 15 if precision == "float16" else 1.0, trainable=False,
                                  dtype=tf.float32, aggregation=tf.VariableAggregation.ONLY_FIRST_REPLICA)
+        state = TrainingState(env.checkpoint_dir, model, [encoder_optimizer, head_optimizer], loss_scale,
+                              keep=hp.keep_checkpoints, writer=env.is_chief)
     log.info("model: %s parameters (encoder %s, head %s)", f"{model.count_params():,}",
              f"{sum(int(np.prod(v.shape)) for v in encoder_variables):,}",
              f"{sum(int(np.prod(v.shape)) for v in head_variables):,}")
@@ -294,7 +301,7 @@ def train(hp: Hyperparameters, env: TrainingEnvironment) -> TrainingResult:
         gradients = context.all_reduce(tf.distribute.ReduceOp.SUM, gradients)
         gradients = [gradient / loss_scale for gradient in gradients]
         finite = tf.reduce_all([tf.reduce_all(tf.math.is_finite(g)) for g in gradients])
-        gradients, norm = tf.clip_by_global_norm(gradients, hp.clip_norm)
+        gradients, _ = tf.clip_by_global_norm(gradients, hp.clip_norm)
         replicas = float(context.num_replicas_in_sync)
         gradients = [tf.where(finite, gradient / replicas, tf.zeros_like(gradient)) for gradient in gradients]
         if precision == "float16":
@@ -310,54 +317,68 @@ def train(hp: Hyperparameters, env: TrainingEnvironment) -> TrainingResult:
 
     predictor = Predictor(model, data.tokenizer, data.label_map, hp.max_seq_length, hp.eval_batch_size)
     tensorboard = tf.summary.create_file_writer(str(env.output_dir / "tensorboard"))
-    best_f1, best_weights, best_report, evaluations_since_best = -1.0, None, None, 0
-    step, epoch, stop = 0, 0, False
+    progress = state.restore() or Progress()
+    best_weights = state.load_best_weights() if progress.step else None
     meter = resources.ThroughputMeter()
-    progress = _progress_bar(total_steps)
-    running_loss, running_count = 0.0, 0
-    while not stop and epoch < hp.epochs:
-        epoch += 1
-        for batch_number, indices in enumerate(
-                batch_plan(examples.lengths, hp.batch_size, hp.seed, epoch, hp.length_grouping)):
+    bar = _progress_bar(total_steps, progress.step)
+    running_loss, running_count, stop = 0.0, 0, progress.step >= total_steps
+    while not stop and progress.epoch <= hp.epochs:
+        plan = batch_plan(examples.lengths, hp.batch_size, hp.seed, progress.epoch, hp.length_grouping)
+        while progress.next_batch < len(plan) and not stop:
+            indices = plan[progress.next_batch]
             token_ids, tag_ids, lengths = examples.batch(indices)
             distributed = _distribute(strategy, token_ids, tag_ids, lengths)
             loss = float(train_step(*distributed, tf.constant(len(indices), tf.float32)))
-            step += 1
+            progress.step += 1
+            progress.next_batch += 1
             running_loss, running_count = running_loss + loss, running_count + 1
             meter.add(len(indices), int(lengths.sum()))
-            if progress is not None:
-                progress.update(1)
-            if step % hp.log_every_steps == 0 or step == total_steps:
-                log.info("epoch=%d step=%d/%d train_loss=%.4f lr=%.3g %s", epoch, step, total_steps,
-                         running_loss / running_count,
-                         float(encoder_optimizer.learning_rate), meter.report())
-                with tensorboard.as_default(step=step):
+            if bar is not None:
+                bar.update(1)
+            if progress.step % hp.log_every_steps == 0 or progress.step == total_steps:
+                log.info("epoch=%d step=%d/%d train_loss=%.4f lr=%.3g %s", progress.epoch, progress.step,
+                         total_steps, running_loss / running_count, float(encoder_optimizer.learning_rate),
+                         meter.report())
+                with tensorboard.as_default(step=progress.step):
                     tf.summary.scalar("train_loss", running_loss / running_count)
                 running_loss, running_count = 0.0, 0
-            end_of_epoch = batch_number == steps_per_epoch - 1
-            if end_of_epoch or step == total_steps or (hp.eval_every_steps and step % hp.eval_every_steps == 0):
+            end_of_epoch = progress.next_batch == len(plan)
+            stop = progress.step >= total_steps
+            if end_of_epoch or stop or (hp.eval_every_steps and progress.step % hp.eval_every_steps == 0):
                 report = evaluate(predictor, data.validation)
                 log.info("epoch=%d step=%d train_loss=%.4f val_precision=%.4f val_recall=%.4f val_f1=%.4f",
-                         epoch, step, loss, report.micro.precision, report.micro.recall, report.f1)
-                with tensorboard.as_default(step=step):
+                         progress.epoch, progress.step, loss, report.micro.precision, report.micro.recall,
+                         report.f1)
+                with tensorboard.as_default(step=progress.step):
                     tf.summary.scalar("val_f1", report.f1)
-                if report.f1 > best_f1:
-                    best_f1, best_weights, best_report, evaluations_since_best = (
-                        report.f1, model.get_weights(), report, 0)
+                if report.f1 > progress.best_f1:
+                    progress.best_f1, progress.evaluations_since_best = report.f1, 0
+                    best_weights = model.get_weights()
+                    state.save_best_weights(best_weights)
                 else:
-                    evaluations_since_best += 1
-                    if hp.early_stopping_patience and evaluations_since_best >= hp.early_stopping_patience:
+                    progress.evaluations_since_best += 1
+                    if hp.early_stopping_patience and progress.evaluations_since_best >= hp.early_stopping_patience:
                         log.info("early stopping: no better validation F1 in %d evaluations (best %.4f)",
-                                 evaluations_since_best, best_f1)
+                                 progress.evaluations_since_best, progress.best_f1)
                         stop = True
-            if stop or step == total_steps:
-                stop = True
-                break
-    if progress is not None:
-        progress.close()
+            if end_of_epoch:
+                progress.epoch, progress.next_batch = progress.epoch + 1, 0
+            if end_of_epoch or stop or stop_signal.received or (
+                    hp.checkpoint_every_steps and progress.step % hp.checkpoint_every_steps == 0):
+                checkpoint = state.save(progress)
+                if stop_signal.received:
+                    raise TrainingStopped(f"stopped by {stop_signal.received} at epoch {progress.epoch}, "
+                                          f"step {progress.step}: checkpoint {checkpoint} saved; the next run "
+                                          f"with the same checkpoints resumes from it")
+    if bar is not None:
+        bar.close()
     tensorboard.flush()
+    stop_signal.restore()
+    if best_weights is None:
+        raise DataError("training ran no evaluation: nothing to keep (is max_steps 0?)")
     model.set_weights(best_weights)
-    log.info("best validation F1 %.4f", best_f1)
+    validation_report = evaluate(predictor, data.validation)
+    log.info("best validation F1 %.4f", validation_report.f1)
 
     test_report = None
     if data.test:
@@ -365,10 +386,35 @@ def train(hp: Hyperparameters, env: TrainingEnvironment) -> TrainingResult:
         log.info("test_precision=%.4f test_recall=%.4f test_f1=%.4f", test_report.micro.precision,
                  test_report.micro.recall, test_report.f1)
     if env.is_chief:
-        _write_artifacts(env, predictor, best_report, test_report, data)
+        _write_artifacts(env, predictor, validation_report, test_report, data)
     elapsed = time.monotonic() - started
-    log.info("training finished in %.1f s (%d steps)", elapsed, step)
-    return TrainingResult(best_report, test_report, step, elapsed)
+    _, peak_rss = resources.host_memory_mib()
+    log.info("training finished in %.1f s (%d steps); peak host RSS %.0f MiB", elapsed, progress.step, peak_rss)
+    return TrainingResult(validation_report, test_report, progress.step, elapsed)
+
+
+class StopSignal:
+    """Turns SIGTERM into a flag the loop checks after each step.
+
+    SageMaker stops a job (and interrupts managed spot jobs) with SIGTERM and kills it 120 s later; a
+    Python process running as PID 1 in a container gets no default handler, so without this the job
+    would die without saving. The loop finishes its step, saves a checkpoint and raises TrainingStopped.
+    """
+
+    def __init__(self) -> None:
+        self.received: str | None = None
+        self._previous = None
+        if threading.current_thread() is threading.main_thread():
+            self._previous = signal.signal(signal.SIGTERM, self._handle)
+
+    def _handle(self, signum: int, frame) -> None:
+        self.received = signal.Signals(signum).name
+        log.warning("received %s: saving a checkpoint after the current step, then exiting", self.received)
+
+    def restore(self) -> None:
+        if self._previous is not None:
+            signal.signal(signal.SIGTERM, self._previous)
+            self._previous = None
 
 
 def _update_loss_scale(loss_scale: tf.Variable, finite: tf.Tensor) -> None:
@@ -433,17 +479,10 @@ def _set_precision(hp: Hyperparameters) -> str:
     return precision
 
 
-def _strategy() -> tf.distribute.Strategy:
-    gpus = tf.config.list_logical_devices("GPU")
-    if len(gpus) > 1:
-        return tf.distribute.MirroredStrategy()
-    return tf.distribute.get_strategy()
-
-
-def _progress_bar(total: int):
+def _progress_bar(total: int, done: int):
     """A progress bar only on an interactive terminal; logs get the periodic lines instead."""
     if not sys.stderr.isatty():
         return None
     from tqdm import tqdm
 
-    return tqdm(total=total, unit="step", dynamic_ncols=True)
+    return tqdm(total=total, initial=done, unit="step", dynamic_ncols=True)
