@@ -36,6 +36,13 @@ def choose_strategy(env: TrainingEnvironment) -> tf.distribute.Strategy:
     return tf.distribute.get_strategy()
 
 
+def strategy_name(strategy: tf.distribute.Strategy) -> str:
+    """The public name: MultiWorkerMirroredStrategy's class calls itself CollectiveAllReduceStrategy."""
+    if isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy):
+        return "MultiWorkerMirroredStrategy"
+    return type(strategy).__name__.lstrip("_")
+
+
 def tf_config(env: TrainingEnvironment) -> dict:
     """``TF_CONFIG`` for this host: every host as a worker, in ``resourceconfig.json``'s sorted order."""
     workers = [f"{host}:{WORKER_PORT + index}" for index, host in enumerate(env.hosts)]

@@ -7,6 +7,7 @@ of the two learning rates (encoder and head), and of where the data position is 
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import math
@@ -25,7 +26,7 @@ import tensorflow as tf
 
 from albert_ner import resources
 from albert_ner.checkpoints import find_pretrained, load_albert_checkpoint
-from albert_ner.cluster import choose_strategy
+from albert_ner.cluster import choose_strategy, strategy_name
 from albert_ner.data import ReadReport, Sentence, read_channel, split_into_windows
 from albert_ner.environment import TrainingEnvironment
 from albert_ner.errors import DataError, HyperparameterError, TrainingStopped
@@ -253,7 +254,7 @@ def train(hp: Hyperparameters, env: TrainingEnvironment) -> TrainingResult:
     precision = _set_precision(hp)
     strategy = choose_strategy(env)
     log.info("TensorFlow %s, Keras %s; devices: %s; strategy %s with %d replica(s); precision %s",
-             tf.__version__, keras.__version__, resources.describe_devices(), type(strategy).__name__,
+             tf.__version__, keras.__version__, resources.describe_devices(), strategy_name(strategy),
              strategy.num_replicas_in_sync, precision)
     log.info("hyperparameters: %s", json.dumps(hp.to_dict(), ensure_ascii=False, sort_keys=True))
 
@@ -389,7 +390,8 @@ def train(hp: Hyperparameters, env: TrainingEnvironment) -> TrainingResult:
         _write_artifacts(env, predictor, validation_report, test_report, data)
     elapsed = time.monotonic() - started
     _, peak_rss = resources.host_memory_mib()
-    log.info("training finished in %.1f s (%d steps); peak host RSS %.0f MiB", elapsed, progress.step, peak_rss)
+    log.info("training finished in %.1f s (%d steps); peak host RSS %.0f MiB; weights sha256 %s", elapsed,
+             progress.step, peak_rss, _fingerprint(model))
     return TrainingResult(validation_report, test_report, progress.step, elapsed)
 
 
@@ -415,6 +417,14 @@ class StopSignal:
         if self._previous is not None:
             signal.signal(signal.SIGTERM, self._previous)
             self._previous = None
+
+
+def _fingerprint(model: keras.Model) -> str:
+    """A digest of the final weights, so that the workers of a multi-worker job can be seen to agree."""
+    digest = hashlib.sha256()
+    for weights in model.get_weights():
+        digest.update(np.ascontiguousarray(weights).tobytes())
+    return digest.hexdigest()[:16]
 
 
 def _update_loss_scale(loss_scale: tf.Variable, finite: tf.Tensor) -> None:
