@@ -58,3 +58,14 @@ def test_malformed_config_file_is_named(tmp_path: Path) -> None:
     (tmp_path / "input/config/resourceconfig.json").write_text("{not json")
     with pytest.raises(AlbertNerError, match=r"resourceconfig.json: not valid JSON"):
         TrainingEnvironment.from_environ({"SAGEMAKER_BASE_DIR": str(tmp_path)})
+
+
+def test_baked_pretrained_dir_counts_only_when_it_holds_files(tmp_path: Path) -> None:
+    layout(tmp_path)
+    baked = tmp_path / "pretrained"
+    baked.mkdir()
+    environ = {"SAGEMAKER_BASE_DIR": str(tmp_path), "ALBERT_NER_PRETRAINED_DIR": str(baked)}
+    assert TrainingEnvironment.from_environ(environ).baked_pretrained_dir is None
+    (baked / "albert_config.json").write_text("{}")
+    assert TrainingEnvironment.from_environ(environ).baked_pretrained_dir == baked
+    assert TrainingEnvironment.from_environ({"SAGEMAKER_BASE_DIR": str(tmp_path)}).baked_pretrained_dir is None

@@ -63,6 +63,18 @@ class TrainingEnvironment:
         """With several hosts SageMaker merges their model trees, so only the first host writes."""
         return self.current_host == self.hosts[0]
 
+    @property
+    def baked_pretrained_dir(self) -> Path | None:
+        """A pretrained ALBERT directory built into the image (``ALBERT_NER_PRETRAINED_DIR``), if it holds files.
+
+        The Dockerfile always sets the variable; the directory is empty unless the image was built with a
+        checkpoint, so an image without one trains from scratch by default.
+        """
+        value = self.environ.get("ALBERT_NER_PRETRAINED_DIR")
+        if not value or not Path(value).is_dir() or not any(Path(value).iterdir()):
+            return None
+        return Path(value)
+
     def read_hyperparameters(self) -> dict[str, str]:
         """The raw hyperparameters.json (every value a string); empty when the file is absent."""
         return _read_json_object(self.hyperparameters_path, required=False)

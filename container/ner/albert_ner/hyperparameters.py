@@ -47,7 +47,8 @@ class Hyperparameters:
     num_hidden_layers: int | None = _hp(None, "Override the number of encoder layers of a from-scratch "
                                         "encoder (null: the size's own).", minimum=1, maximum=48)
     pretrained_dir: str | None = _hp(None, "A pretrained ALBERT directory inside the image, used when no "
-                                     "`pretrained` channel is given.")
+                                     "`pretrained` channel is given (null: $ALBERT_NER_PRETRAINED_DIR when "
+                                     "the image was built with one, else train from scratch).")
     lstm_units: int = _hp(128, "Units per direction of the BiLSTM above the encoder; 0 removes it.",
                           minimum=0, maximum=4096)
     use_crf: bool = _hp(True, "CRF output layer; false gives the softmax head of the reference code.")

@@ -81,7 +81,8 @@ def prepare_data(hp: Hyperparameters, env: TrainingEnvironment) -> PreparedData:
                  len(validation), hp.validation_split, hp.seed)
     test = _read(channels["test"], hp, "test")[0] if "test" in channels else None
 
-    pretrained_dir = channels.get("pretrained") or (Path(hp.pretrained_dir) if hp.pretrained_dir else None)
+    pretrained_dir = (channels.get("pretrained") or (Path(hp.pretrained_dir) if hp.pretrained_dir else None)
+                      or env.baked_pretrained_dir)
     if pretrained_dir is not None:
         files = find_pretrained(pretrained_dir)
         albert_config = AlbertConfig.from_json_file(files.config_path)

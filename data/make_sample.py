@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Write the small synthetic corpus the tests train on (committed beside this script).
+"""Write data/sample/, the small synthetic corpus the tests train on (committed).
 
 Template sentences filled with names drawn from short lists: a tiny model learns them in a few hundred
 steps, so end-to-end tests can demand a real F1 instead of only "it ran". One entity type has a Chinese
@@ -76,7 +76,8 @@ def write_conll(path: Path, sentences: list, scheme: str, separator: str) -> Non
 
 def main() -> None:
     rng = random.Random(20261124)
-    here = Path(__file__).resolve().parent
+    here = Path(__file__).resolve().parent / "sample"
+    here.mkdir(exist_ok=True)
     write_conll(here / "train.txt", [sentence(rng) for _ in range(600)], "bio", "\t")
     with open(here / "validation.jsonl", "w", encoding="utf-8", newline="\n") as stream:
         for _ in range(80):
