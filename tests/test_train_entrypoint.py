@@ -88,6 +88,20 @@ def test_cli_predicts_entities_from_the_saved_model(trained, tmp_path) -> None:
     assert second == {"text": "", "entities": []}
 
 
+def test_cli_evaluates_labelled_files_with_the_saved_model(trained, tmp_path) -> None:
+    opt_ml, _ = trained
+    output = tmp_path / "report.json"
+    result = subprocess.run(
+        [sys.executable, "-m", "albert_ner", "evaluate", "--model-dir", str(opt_ml.model_dir),
+         str(SAMPLE / "test.txt"), "--output", str(output)],
+        capture_output=True, text=True, timeout=300, cwd=REPO)
+    assert result.returncode == 0, result.stderr
+    assert re.search(r"^micro avg\s+[0-9.]+\s+[0-9.]+\s+[0-9.]+\s+318$", result.stdout, re.M), result.stdout
+    saved = json.loads(output.read_text())
+    expected = json.loads((opt_ml.model_dir / "test_report.json").read_text())
+    assert saved["entity_level_strict"] == expected["entity_level_strict"]
+
+
 @pytest.mark.parametrize("dialect", [
     {"use_crf": "True", "max_steps": "None", "entity_types": "['LOC', 'ORG', 'PER', '产品']",
      "sagemaker_program": "train", "sagemaker_submit_directory": "s3://bucket/x.tar.gz",
