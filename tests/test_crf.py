@@ -337,3 +337,18 @@ def test_get_config_round_trip_and_validation() -> None:
         CRF(5, allowed=(allowed[0], allowed[1][:, :4], allowed[2]))
     with pytest.raises(ValueError, match="num_tags=0"):
         CRF(0)
+
+
+def test_decode_traced_with_unknown_length_handles_one_step_batches() -> None:
+    """A batch of one-character sentences once crashed the traced Viterbi (an empty scan)."""
+    rng = np.random.default_rng(11)
+    transitions, start, end = (tf.constant(rng.normal(size=shape), tf.float32) for shape in ((3, 3), (3,), (3,)))
+    decode = tf.function(
+        lambda potentials, lengths: crf_decode(potentials, lengths, transitions, start, end),
+        input_signature=[tf.TensorSpec([None, None, 3], tf.float32), tf.TensorSpec([None], tf.int32)])
+    potentials = rng.normal(size=(2, 1, 3)).astype(np.float32)
+    tags, scores = decode(potentials, np.array([1, 1], np.int32))
+    expected = np.argmax(start.numpy() + potentials[:, 0] + end.numpy(), axis=1)
+    assert tags.shape == (2, 1) and tags.numpy()[:, 0].tolist() == expected.tolist()
+    empty_tags, _ = decode(np.zeros((2, 0, 3), np.float32), np.array([0, 0], np.int32))
+    assert empty_tags.shape == (2, 0)

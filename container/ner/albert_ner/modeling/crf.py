@@ -41,14 +41,16 @@ def _prepare(
     """Casts to float32, clips the lengths, and zeroes the potentials of padded steps.
 
     Zeroing with ``tf.where`` (not a product) keeps garbage past a sequence's end, even NaN or inf, out
-    of the results and of their gradients. An empty time axis is padded to one step, fully masked, so
-    that the recursions always have a first step; callers returning ``[B, T]`` slice it back.
+    of the results and of their gradients. A time axis shorter than two steps is padded, fully masked,
+    to two, so that the recursions always have a first step and a non-empty scan over the later ones
+    (an empty ``tf.scan`` fails when the length is unknown at trace time); callers returning ``[B, T]``
+    slice it back.
 
-    Returns ``(potentials [B, max(T, 1), N], lengths [B] int32, mask [B, max(T, 1)] bool, chain)``.
+    Returns ``(potentials [B, max(T, 2), N], lengths [B] int32, mask [B, max(T, 2)] bool, chain)``.
     """
     potentials = tf.cast(potentials, tf.float32)
     max_length = tf.shape(potentials)[1]
-    potentials = tf.pad(potentials, [[0, 0], [0, tf.maximum(1 - max_length, 0)], [0, 0]])
+    potentials = tf.pad(potentials, [[0, 0], [0, tf.maximum(2 - max_length, 0)], [0, 0]])
     lengths = tf.clip_by_value(tf.cast(lengths, tf.int32), 0, max_length)
     mask = tf.sequence_mask(lengths, tf.shape(potentials)[1])
     potentials = tf.where(mask[:, :, None], potentials, tf.zeros_like(potentials))
