@@ -30,6 +30,7 @@ from albert_ner.cluster import choose_strategy, strategy_name
 from albert_ner.data import ReadReport, Sentence, read_channel, split_into_windows
 from albert_ner.environment import TrainingEnvironment
 from albert_ner.errors import DataError, HyperparameterError, TrainingStopped
+from albert_ner.export import export_saved_model
 from albert_ner.evaluation import EvaluationReport, evaluate_entities, write_report
 from albert_ner.files import write_text_atomically
 from albert_ner.hyperparameters import Hyperparameters
@@ -458,6 +459,7 @@ def evaluate(predictor: Predictor, sentences: Sequence[Sentence]) -> EvaluationR
 def _write_artifacts(env: TrainingEnvironment, predictor: Predictor, validation: EvaluationReport,
                      test: EvaluationReport | None, data: PreparedData) -> None:
     predictor.save(env.model_dir)
+    export_saved_model(predictor, env.model_dir)
     for directory in (env.model_dir, env.output_data_dir):
         write_report(validation, directory, "validation_report")
         if test is not None:
