@@ -102,6 +102,8 @@ def _configure_logging(output_data_dir: Path) -> Path | None:
     console = logging.StreamHandler(sys.stdout)
     console.setFormatter(formatter)
     root.handlers = [console]
+    # absl logs one INFO line per checkpoint shard ("Sharding callback duration"): noise in a job log.
+    logging.getLogger("absl").setLevel(logging.WARNING)
     try:
         output_data_dir.mkdir(parents=True, exist_ok=True)
     except OSError as error:
