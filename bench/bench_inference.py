@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Inference speed on this machine's CPU: offline throughput and the `serve` endpoint's latency.
 
-    python bench/bench_inference.py [--seconds 15]
+    python bench/bench_inference.py [--quick] [--seconds 15] [--markdown PATH]
 
 Measured in one run, on the MSRA test set (5,000 sentences; `python data/fetch_msra.py` fetches it):
 
@@ -34,7 +34,10 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "container" / "ner"))
 
+from hugging_face import albert_for_token_classification  # noqa: E402
 from tiny_model import msra_texts, random_tiny_model  # noqa: E402
+
+from albert_ner.modeling.albert import ALBERT_TINY  # noqa: E402
 
 
 def timed(run, texts: list[str]) -> float:
@@ -68,14 +71,11 @@ def bench_saved_model(path: Path, texts: list[str]) -> float:
 def bench_hugging_face(texts: list[str], threads: int) -> float | str:
     try:
         import torch
-        from transformers import AlbertConfig, AlbertForTokenClassification
+        import transformers  # noqa: F401
     except ImportError as error:
         return f"skipped ({error})"
     torch.set_num_threads(threads)
-    config = AlbertConfig(vocab_size=21128, embedding_size=128, hidden_size=312, num_hidden_layers=4,
-                          num_attention_heads=12, intermediate_size=1248, num_labels=13,
-                          hidden_act="gelu_new", max_position_embeddings=512)
-    model = AlbertForTokenClassification(config).eval()
+    model = albert_for_token_classification(ALBERT_TINY.to_dict(), num_labels=13).eval()
     vocabulary: dict[str, int] = {}
 
     def run(batch_texts: list[str]) -> None:
@@ -167,21 +167,26 @@ def load(port: int, texts: list[str], clients: int, seconds: float) -> tuple[flo
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seconds", type=float, default=15, help="duration of each endpoint load")
+    parser.add_argument("--quick", action="store_true", help="a smoke run: 300 sentences, 1 s endpoint loads")
+    parser.add_argument("--markdown", type=Path, help="also write the tables to this file")
     args = parser.parse_args()
+    if args.quick:
+        args.seconds = 1
     import tensorflow as tf
 
     from albert_ner.export import export_saved_model
     from albert_ner.serving import available_cores
 
     threads = available_cores()
-    texts = msra_texts()
+    texts = msra_texts()[:300 if args.quick else None]
     rows: list[tuple[str, str]] = []
     with tempfile.TemporaryDirectory() as temporary:
         base = Path(temporary) / "opt_ml"
         predictor = random_tiny_model(base / "model", texts)
         saved_model = export_saved_model(predictor, base / "model")
-        print(f"MSRA test: {len(texts)} sentences, {sum(map(len, texts))} characters; {threads} CPU threads; "
-              f"TensorFlow {tf.__version__}", flush=True)
+        header = (f"MSRA test: {len(texts)} sentences, {sum(map(len, texts))} characters; {threads} CPU threads; "
+                  f"TensorFlow {tf.__version__}")
+        print(header, flush=True)
         for name, run in [
             ("albert-ner Python Predictor (TF, albert_tiny + BiLSTM + CRF)", lambda: bench_predictor(predictor, texts)),
             ("albert-ner SavedModel (TF, same model, text in)", lambda: bench_saved_model(saved_model, texts)),
@@ -201,13 +206,15 @@ def main() -> int:
             process.terminate()
             process.wait(60)
 
-    print("\n| offline, MSRA test set | sentences/s |\n|---|---:|")
-    for name, value in rows:
-        print(f"| {name} | {value} |")
-    print("\n| `POST /invocations`, one sentence per request | p50 ms | p99 ms | requests/s | errors |")
-    print("|---|---:|---:|---:|---:|")
-    for clients, p50, p99, rate, errors in endpoint:
-        print(f"| {clients} client{'s' if clients > 1 else ''} | {p50:.1f} | {p99:.1f} | {rate:,.0f} | {errors} |")
+    lines = ["| offline, MSRA test set | sentences/s |", "|---|---:|"]
+    lines += [f"| {name} | {value} |" for name, value in rows]
+    lines += ["", "| `POST /invocations`, one sentence per request | p50 ms | p99 ms | requests/s | errors |",
+              "|---|---:|---:|---:|---:|"]
+    lines += [f"| {clients} client{'s' if clients > 1 else ''} | {p50:.1f} | {p99:.1f} | {rate:,.0f} | {errors} |"
+              for clients, p50, p99, rate, errors in endpoint]
+    print("\n" + "\n".join(lines))
+    if args.markdown:
+        args.markdown.write_text(header + "\n\n" + "\n".join(lines) + "\n", encoding="utf-8")
     return 0
 
 

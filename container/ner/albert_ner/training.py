@@ -18,7 +18,7 @@ import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Sequence
+from typing import Callable, Sequence
 
 import keras
 import numpy as np
@@ -93,7 +93,7 @@ def prepare_data(hp: Hyperparameters, env: TrainingEnvironment) -> PreparedData:
                  albert_config.family, albert_config.hidden_size, albert_config.num_hidden_layers)
     else:
         vocab = Vocab.build([sentence.tokens for sentence in train], min_count=hp.vocab_min_count)
-        albert_config = _scratch_config(hp, len(vocab))
+        albert_config = scratch_config(hp, len(vocab))
         checkpoint_prefix = None
         log.info("no pretrained weights: ALBERT-%s-sized encoder from scratch, vocabulary of %d built from "
                  "the training data", hp.encoder_size, len(vocab))
@@ -138,7 +138,8 @@ def _entity_types(hp: Hyperparameters, sentences: Sequence[Sentence]) -> list[st
     return sorted(set(hp.entity_types))
 
 
-def _scratch_config(hp: Hyperparameters, vocab_size: int) -> AlbertConfig:
+def scratch_config(hp: Hyperparameters, vocab_size: int) -> AlbertConfig:
+    """The ``encoder_size`` preset as a brightmart-layout config for an encoder trained from scratch."""
     hidden, layers, heads, intermediate = ENCODER_PRESETS[hp.encoder_size]
     return AlbertConfig(vocab_size=vocab_size, embedding_size=128, hidden_size=hidden,
                         num_hidden_layers=hp.num_hidden_layers or layers, num_attention_heads=heads,
@@ -239,6 +240,69 @@ def _adamw(peak: float, hp: Hyperparameters, total_steps: int) -> keras.optimize
     return optimizer
 
 
+def make_optimizers(model: AlbertTagger, hp: Hyperparameters,
+                    total_steps: int) -> tuple[keras.optimizers.AdamW, keras.optimizers.AdamW]:
+    """The encoder's and the head's AdamW, built on their variables (call inside the strategy's scope)."""
+    encoder_optimizer = _adamw(hp.learning_rate, hp, total_steps)
+    head_optimizer = _adamw(hp.head_learning_rate, hp, total_steps)
+    encoder_optimizer.build(model.encoder.trainable_variables)
+    head_optimizer.build(model.head_variables)
+    return encoder_optimizer, head_optimizer
+
+
+def make_loss_scale(precision: str) -> tf.Variable:
+    """The loss scale: dynamic from 2**15 under float16, a constant 1 otherwise (inside the strategy's scope)."""
+    return tf.Variable(2.0 ** 15 if precision == "float16" else 1.0, trainable=False, dtype=tf.float32,
+                       aggregation=tf.VariableAggregation.ONLY_FIRST_REPLICA)
+
+
+def make_train_step(model: AlbertTagger, optimizers: tuple[keras.optimizers.Optimizer, keras.optimizers.Optimizer],
+                    loss_scale: tf.Variable, strategy: tf.distribute.Strategy, clip_norm: float, precision: str,
+                    jit_compile: bool | None = None) -> Callable[[np.ndarray, np.ndarray, np.ndarray], float]:
+    """One optimizer step on a global batch of numpy arrays ``(token_ids, tag_ids, lengths)``; returns the loss.
+
+    The batch is split across the replicas, the gradients summed over them, unscaled, clipped to the global
+    norm and zeroed when not finite, then the encoder and the head update with their own optimizers. The
+    loss comes back as a Python float, so each call waits for its step to finish. ``jit_compile=True`` (XLA),
+    for benchmarks, compiles once per distinct batch shape.
+    """
+    encoder_optimizer, head_optimizer = optimizers
+    encoder_variables, head_variables = model.encoder.trainable_variables, model.head_variables
+
+    def replica_step(token_ids, tag_ids, lengths, global_batch):
+        with tf.GradientTape() as tape:
+            scores = model(token_ids, lengths, training=True)
+            loss = tf.reduce_sum(model.per_example_loss(scores, tag_ids, lengths)) / global_batch
+            scaled_loss = loss * loss_scale
+        gradients = tape.gradient(scaled_loss, encoder_variables + head_variables)
+        gradients = [tf.convert_to_tensor(gradient) for gradient in gradients]
+        # Sum over replicas here so that clipping sees the true global norm; the optimizers sum again,
+        # hence the division by the replica count.
+        context = tf.distribute.get_replica_context()
+        gradients = context.all_reduce(tf.distribute.ReduceOp.SUM, gradients)
+        gradients = [gradient / loss_scale for gradient in gradients]
+        finite = tf.reduce_all([tf.reduce_all(tf.math.is_finite(g)) for g in gradients])
+        gradients, _ = tf.clip_by_global_norm(gradients, clip_norm)
+        replicas = float(context.num_replicas_in_sync)
+        gradients = [tf.where(finite, gradient / replicas, tf.zeros_like(gradient)) for gradient in gradients]
+        if precision == "float16":
+            _update_loss_scale(loss_scale, finite)
+        encoder_optimizer.apply_gradients(zip(gradients[:len(encoder_variables)], encoder_variables))
+        head_optimizer.apply_gradients(zip(gradients[len(encoder_variables):], head_variables))
+        return loss
+
+    @tf.function(reduce_retracing=True, jit_compile=jit_compile)
+    def compiled_step(token_ids, tag_ids, lengths, global_batch):
+        losses = strategy.run(replica_step, args=(token_ids, tag_ids, lengths, global_batch))
+        return strategy.reduce(tf.distribute.ReduceOp.SUM, losses, axis=None)
+
+    def train_step(token_ids: np.ndarray, tag_ids: np.ndarray, lengths: np.ndarray) -> float:
+        distributed = _distribute(strategy, token_ids, tag_ids, lengths)
+        return float(compiled_step(*distributed, tf.constant(len(token_ids), tf.float32)))
+
+    return train_step
+
+
 # ------------------------------------------------------------------------------------------- loop
 @dataclass
 class TrainingResult:
@@ -253,7 +317,7 @@ def train(hp: Hyperparameters, env: TrainingEnvironment) -> TrainingResult:
     started = time.monotonic()
     stop_signal = StopSignal()
     keras.utils.set_random_seed(hp.seed)
-    precision = _set_precision(hp)
+    precision = set_precision(hp)
     strategy = choose_strategy(env)
     log.info("TensorFlow %s, Keras %s; devices: %s; strategy %s with %d replica(s); precision %s",
              tf.__version__, keras.__version__, resources.describe_devices(), strategy_name(strategy),
@@ -278,45 +342,15 @@ def train(hp: Hyperparameters, env: TrainingEnvironment) -> TrainingResult:
         build_model(model, vocab.pad_id)
         if data.checkpoint_prefix:
             load_albert_checkpoint(model.encoder, data.checkpoint_prefix)
-        encoder_optimizer = _adamw(hp.learning_rate, hp, total_steps)
-        head_optimizer = _adamw(hp.head_learning_rate, hp, total_steps)
-        encoder_variables, head_variables = model.encoder.trainable_variables, model.head_variables
-        encoder_optimizer.build(encoder_variables)
-        head_optimizer.build(head_variables)
-        loss_scale = tf.Variable(2.0 ** 15 if precision == "float16" else 1.0, trainable=False,
-                                 dtype=tf.float32, aggregation=tf.VariableAggregation.ONLY_FIRST_REPLICA)
+        encoder_optimizer, head_optimizer = make_optimizers(model, hp, total_steps)
+        loss_scale = make_loss_scale(precision)
         state = TrainingState(env.checkpoint_dir, model, [encoder_optimizer, head_optimizer], loss_scale,
                               keep=hp.keep_checkpoints, writer=env.is_chief)
     log.info("model: %s parameters (encoder %s, head %s)", f"{model.count_params():,}",
-             f"{sum(int(np.prod(v.shape)) for v in encoder_variables):,}",
-             f"{sum(int(np.prod(v.shape)) for v in head_variables):,}")
-
-    def replica_step(token_ids, tag_ids, lengths, global_batch):
-        with tf.GradientTape() as tape:
-            scores = model(token_ids, lengths, training=True)
-            loss = tf.reduce_sum(model.per_example_loss(scores, tag_ids, lengths)) / global_batch
-            scaled_loss = loss * loss_scale
-        gradients = tape.gradient(scaled_loss, encoder_variables + head_variables)
-        gradients = [tf.convert_to_tensor(gradient) for gradient in gradients]
-        # Sum over replicas here so that clipping sees the true global norm; the optimizers sum again,
-        # hence the division by the replica count.
-        context = tf.distribute.get_replica_context()
-        gradients = context.all_reduce(tf.distribute.ReduceOp.SUM, gradients)
-        gradients = [gradient / loss_scale for gradient in gradients]
-        finite = tf.reduce_all([tf.reduce_all(tf.math.is_finite(g)) for g in gradients])
-        gradients, _ = tf.clip_by_global_norm(gradients, hp.clip_norm)
-        replicas = float(context.num_replicas_in_sync)
-        gradients = [tf.where(finite, gradient / replicas, tf.zeros_like(gradient)) for gradient in gradients]
-        if precision == "float16":
-            _update_loss_scale(loss_scale, finite)
-        encoder_optimizer.apply_gradients(zip(gradients[:len(encoder_variables)], encoder_variables))
-        head_optimizer.apply_gradients(zip(gradients[len(encoder_variables):], head_variables))
-        return loss
-
-    @tf.function(reduce_retracing=True)
-    def train_step(token_ids, tag_ids, lengths, global_batch):
-        losses = strategy.run(replica_step, args=(token_ids, tag_ids, lengths, global_batch))
-        return strategy.reduce(tf.distribute.ReduceOp.SUM, losses, axis=None)
+             f"{sum(int(np.prod(v.shape)) for v in model.encoder.trainable_variables):,}",
+             f"{sum(int(np.prod(v.shape)) for v in model.head_variables):,}")
+    train_step = make_train_step(model, (encoder_optimizer, head_optimizer), loss_scale, strategy, hp.clip_norm,
+                                 precision)
 
     predictor = Predictor(model, data.tokenizer, data.label_map, hp.max_seq_length, hp.eval_batch_size)
     tensorboard = tf.summary.create_file_writer(str(env.output_dir / "tensorboard"))
@@ -330,8 +364,7 @@ def train(hp: Hyperparameters, env: TrainingEnvironment) -> TrainingResult:
         while progress.next_batch < len(plan) and not stop:
             indices = plan[progress.next_batch]
             token_ids, tag_ids, lengths = examples.batch(indices)
-            distributed = _distribute(strategy, token_ids, tag_ids, lengths)
-            loss = float(train_step(*distributed, tf.constant(len(indices), tf.float32)))
+            loss = train_step(token_ids, tag_ids, lengths)
             progress.step += 1
             progress.next_batch += 1
             running_loss, running_count = running_loss + loss, running_count + 1
@@ -483,7 +516,7 @@ def _write_predictions(predictor: Predictor, sentences: Sequence[Sentence], path
     write_text_atomically(path, "\n".join(lines) + "\n")
 
 
-def _set_precision(hp: Hyperparameters) -> str:
+def set_precision(hp: Hyperparameters) -> str:
     precision = hp.mixed_precision
     if precision == "auto":
         precision = "float16" if tf.config.list_physical_devices("GPU") else "float32"
