@@ -154,7 +154,7 @@ def ours_train_step(size: str, precision: str, corpus: Corpus, batch_size: int, 
             model.bilstm = keras.layers.Bidirectional(
                 keras.layers.LSTM(hp.lstm_units, return_sequences=True, use_cudnn=False), name="bilstm")
         build_model(model, corpus.pad_id)
-        optimizers = make_optimizers(model, hp, total_steps=10_000)
+        optimizers = make_optimizers(model, hp, total_steps=10_000, pretrained=False)
         loss_scale = make_loss_scale(precision)
     return make_train_step(model, optimizers, loss_scale, strategy, hp.clip_norm, precision,
                            jit_compile=True if xla else None)

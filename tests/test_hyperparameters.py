@@ -68,3 +68,12 @@ def test_every_hyperparameter_is_documented() -> None:
     rows = describe_hyperparameters()
     assert {name for name, *_ in rows} == set(Hyperparameters().to_dict())
     assert all(doc for *_, doc in rows)
+
+
+def test_encoder_learning_rate_defaults_to_the_usual_one_for_the_case() -> None:
+    defaults = Hyperparameters()
+    assert defaults.learning_rate is None
+    assert defaults.encoder_learning_rate(pretrained=True) == 5e-5
+    assert defaults.encoder_learning_rate(pretrained=False) == 5e-4
+    given = Hyperparameters.from_strings({"learning_rate": "2e-5"})
+    assert given.encoder_learning_rate(pretrained=False) == given.encoder_learning_rate(pretrained=True) == 2e-5

@@ -73,7 +73,9 @@ class Hyperparameters:
     max_steps: int | None = _hp(None, "Stop after this many optimizer steps (null: run all epochs).", minimum=1)
     batch_size: int = _hp(32, "Global batch size in sentences (windows), split across replicas.",
                           minimum=1, maximum=65536)
-    learning_rate: float = _hp(5e-5, "Peak AdamW learning rate of the encoder.", minimum=0.0, maximum=1.0,
+    learning_rate: float | None = _hp(None, "Peak AdamW learning rate of the encoder (null: 5e-5 when "
+                                      "fine-tuning pretrained weights, 5e-4 for an encoder trained from "
+                                      "scratch).", minimum=0.0, maximum=1.0,
                                exclusive_minimum=True)
     head_learning_rate: float = _hp(1e-3, "Peak learning rate of the BiLSTM, projection and CRF: CRF "
                                     "transitions barely move at encoder rates.", minimum=0.0, maximum=1.0,
@@ -102,6 +104,12 @@ class Hyperparameters:
     def __post_init__(self) -> None:
         for spec in dataclasses.fields(self):
             _check_range(spec, getattr(self, spec.name))
+
+    def encoder_learning_rate(self, pretrained: bool) -> float:
+        """``learning_rate``, or the usual peak for the case: fine-tuning needs a rate 10x smaller."""
+        if self.learning_rate is not None:
+            return self.learning_rate
+        return 5e-5 if pretrained else 5e-4
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)

@@ -240,10 +240,10 @@ def _adamw(peak: float, hp: Hyperparameters, total_steps: int) -> keras.optimize
     return optimizer
 
 
-def make_optimizers(model: AlbertTagger, hp: Hyperparameters,
-                    total_steps: int) -> tuple[keras.optimizers.AdamW, keras.optimizers.AdamW]:
+def make_optimizers(model: AlbertTagger, hp: Hyperparameters, total_steps: int,
+                    pretrained: bool) -> tuple[keras.optimizers.AdamW, keras.optimizers.AdamW]:
     """The encoder's and the head's AdamW, built on their variables (call inside the strategy's scope)."""
-    encoder_optimizer = _adamw(hp.learning_rate, hp, total_steps)
+    encoder_optimizer = _adamw(hp.encoder_learning_rate(pretrained), hp, total_steps)
     head_optimizer = _adamw(hp.head_learning_rate, hp, total_steps)
     encoder_optimizer.build(model.encoder.trainable_variables)
     head_optimizer.build(model.head_variables)
@@ -340,12 +340,15 @@ def train(hp: Hyperparameters, env: TrainingEnvironment) -> TrainingResult:
                              pad_id=vocab.pad_id, lstm_units=hp.lstm_units, dropout=hp.dropout,
                              use_crf=hp.use_crf, allowed=data.label_map.allowed_transitions())
         build_model(model, vocab.pad_id)
-        if data.checkpoint_prefix:
+        pretrained = data.checkpoint_prefix is not None
+        if pretrained:
             load_albert_checkpoint(model.encoder, data.checkpoint_prefix)
-        encoder_optimizer, head_optimizer = make_optimizers(model, hp, total_steps)
+        encoder_optimizer, head_optimizer = make_optimizers(model, hp, total_steps, pretrained)
         loss_scale = make_loss_scale(precision)
         state = TrainingState(env.checkpoint_dir, model, [encoder_optimizer, head_optimizer], loss_scale,
                               keep=hp.keep_checkpoints, writer=env.is_chief)
+    log.info("peak learning rates: encoder %g, head %g", hp.encoder_learning_rate(pretrained),
+             hp.head_learning_rate)
     log.info("model: %s parameters (encoder %s, head %s)", f"{model.count_params():,}",
              f"{sum(int(np.prod(v.shape)) for v in model.encoder.trainable_variables):,}",
              f"{sum(int(np.prod(v.shape)) for v in model.head_variables):,}")
