@@ -37,7 +37,7 @@ from albert_ner.hyperparameters import Hyperparameters
 from albert_ner.modeling.albert import AlbertConfig
 from albert_ner.modeling.tagger import AlbertTagger
 from albert_ner.prediction import Predictor, build_model, pad_batch
-from albert_ner.tag_schemes import LabelMap, entities_to_tags
+from albert_ner.tag_schemes import Entity, LabelMap, entities_to_tags
 from albert_ner.tokenization import CharTokenizer, Vocab
 from albert_ner.training_state import Progress, TrainingState
 
@@ -419,13 +419,14 @@ def train(hp: Hyperparameters, env: TrainingEnvironment) -> TrainingResult:
     validation_report = evaluate(predictor, data.validation)
     log.info("best validation F1 %.4f", validation_report.f1)
 
-    test_report = None
+    test_report, test_predicted = None, None
     if data.test:
-        test_report = evaluate(predictor, data.test)
+        test_predicted = predictor.predict_entities([sentence.tokens for sentence in data.test])
+        test_report = score(data.test, test_predicted)
         log.info("test_precision=%.4f test_recall=%.4f test_f1=%.4f", test_report.micro.precision,
                  test_report.micro.recall, test_report.f1)
     if env.is_chief:
-        _write_artifacts(env, predictor, validation_report, test_report, data)
+        _write_artifacts(env, predictor, validation_report, test_report, data.test, test_predicted)
     elapsed = time.monotonic() - started
     _, peak_rss = resources.host_memory_mib()
     log.info("training finished in %.1f s (%d steps); peak host RSS %.0f MiB; weights sha256 %s", elapsed,
@@ -487,28 +488,32 @@ def _distribute(strategy: tf.distribute.Strategy, *arrays: np.ndarray):
 
 def evaluate(predictor: Predictor, sentences: Sequence[Sentence]) -> EvaluationReport:
     """Strict entity-level scores of the predictor on whole sentences."""
-    predicted = predictor.predict_entities([sentence.tokens for sentence in sentences])
+    return score(sentences, predictor.predict_entities([sentence.tokens for sentence in sentences]))
+
+
+def score(sentences: Sequence[Sentence], predicted: Sequence[Sequence[Entity]]) -> EvaluationReport:
+    """Strict entity-level scores of predictions already made for ``sentences``."""
     return evaluate_entities([len(sentence.tokens) for sentence in sentences],
                              [sentence.entities for sentence in sentences], predicted)
 
 
 def _write_artifacts(env: TrainingEnvironment, predictor: Predictor, validation: EvaluationReport,
-                     test: EvaluationReport | None, data: PreparedData) -> None:
+                     test: EvaluationReport | None, test_sentences: Sequence[Sentence] | None,
+                     test_predicted: Sequence[Sequence[Entity]] | None) -> None:
     predictor.save(env.model_dir)
     export_saved_model(predictor, env.model_dir)
     for directory in (env.model_dir, env.output_data_dir):
         write_report(validation, directory, "validation_report")
         if test is not None:
             write_report(test, directory, "test_report")
-    if data.test:
-        _write_predictions(predictor, data.test, env.output_data_dir / "test_predictions.jsonl")
+    if test_sentences and test_predicted is not None:
+        _write_predictions(test_sentences, test_predicted, env.output_data_dir / "test_predictions.jsonl")
     tensorboard = env.output_dir / "tensorboard"
     if tensorboard.is_dir():
         shutil.copytree(tensorboard, env.output_data_dir / "tensorboard", dirs_exist_ok=True)
 
 
-def _write_predictions(predictor: Predictor, sentences: Sequence[Sentence], path: Path) -> None:
-    predicted = predictor.predict_entities([sentence.tokens for sentence in sentences])
+def _write_predictions(sentences: Sequence[Sentence], predicted: Sequence[Sequence[Entity]], path: Path) -> None:
     lines = []
     for sentence, entities in zip(sentences, predicted):
         lines.append(json.dumps({
