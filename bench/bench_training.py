@@ -151,8 +151,10 @@ def ours_train_step(size: str, precision: str, corpus: Corpus, batch_size: int, 
                              sep_id=corpus.sep_id, pad_id=corpus.pad_id, lstm_units=hp.lstm_units,
                              dropout=hp.dropout, use_crf=hp.use_crf, allowed=label_map.allowed_transitions())
         if lstm == "generic":
+            dtype = model.bilstm.dtype_policy
             model.bilstm = keras.layers.Bidirectional(
-                keras.layers.LSTM(hp.lstm_units, return_sequences=True, use_cudnn=False), name="bilstm")
+                keras.layers.LSTM(hp.lstm_units, return_sequences=True, use_cudnn=False, dtype=dtype),
+                name="bilstm", dtype=dtype)
         build_model(model, corpus.pad_id)
         optimizers = make_optimizers(model, hp, total_steps=10_000, pretrained=False)
         loss_scale = make_loss_scale(precision)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import keras
 import numpy as np
 import pytest
 import tensorflow as tf
@@ -80,3 +81,19 @@ def test_config_round_trip_rebuilds_the_same_model() -> None:
     clone(ids, lengths)
     clone.set_weights(model.get_weights())
     np.testing.assert_allclose(clone(ids, lengths).numpy(), expected, atol=1e-6)
+
+
+def test_bilstm_recurrence_stays_float32_under_mixed_bfloat16() -> None:
+    previous = keras.mixed_precision.dtype_policy()
+    keras.mixed_precision.set_dtype_policy("mixed_bfloat16")
+    try:
+        model = tagger(lstm_units=8)
+    finally:
+        keras.mixed_precision.set_dtype_policy(previous)
+    ids, lengths = np.array([[5, 6, 7]], np.int32), np.array([3], np.int32)
+    assert model(ids, lengths).dtype == tf.float32
+    sequence = model.encoder(np.array([[2, 5, 6, 7, 3]], np.int32), np.ones((1, 5), bool))
+    assert sequence.dtype == tf.bfloat16
+    assert model.bilstm(sequence).dtype == tf.float32
+    assert all(layer.compute_dtype == "float32" for layer in (model.bilstm.forward_layer,
+                                                              model.bilstm.backward_layer))
