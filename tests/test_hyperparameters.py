@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
+
 import pytest
 
 from albert_ner.errors import HyperparameterError
@@ -77,3 +80,13 @@ def test_encoder_learning_rate_defaults_to_the_usual_one_for_the_case() -> None:
     assert defaults.encoder_learning_rate(pretrained=False) == 5e-4
     given = Hyperparameters.from_strings({"learning_rate": "2e-5"})
     assert given.encoder_learning_rate(pretrained=False) == given.encoder_learning_rate(pretrained=True) == 2e-5
+
+
+@pytest.mark.parametrize("path", sorted((Path(__file__).resolve().parents[1] / "configs").glob("*.json")),
+                         ids=lambda path: path.name)
+def test_shipped_configurations_parse(path: Path) -> None:
+    """The main job and the recommended GPU run read these files; a typo would fail them only at start."""
+    raw = json.loads(path.read_text(encoding="utf-8"))
+    assert raw and all(isinstance(value, str) for value in raw.values()), "SageMaker passes strings only"
+    parsed = Hyperparameters.from_strings(raw)
+    assert parsed != Hyperparameters()
