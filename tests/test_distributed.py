@@ -16,8 +16,10 @@ from conftest import REPO, SAMPLE, TINY_HYPERPARAMETERS, OptMl
 from albert_ner.prediction import Predictor
 
 # Dropout off: each replica draws its own dropout masks, which would make results differ by design.
+# Token dropout is drawn once per global batch, before it is split, and the weight averages live in the
+# optimizers, so both stay on: the replicas must agree with them too.
 HYPERPARAMETERS = {**TINY_HYPERPARAMETERS, "dropout": "0", "max_steps": "12", "epochs": "1",
-                   "batch_size": "16", "log_every_steps": "4"}
+                   "batch_size": "16", "log_every_steps": "4", "token_dropout": "0.1", "ema_momentum": "0.9"}
 
 TWO_CPU_DEVICES = """
 import sys, tensorflow as tf

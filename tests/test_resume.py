@@ -15,8 +15,11 @@ import pytest
 from conftest import SAMPLE, TINY_HYPERPARAMETERS, TRAIN, OptMl
 from albert_ner.prediction import Predictor
 
+# Weight averaging and token dropout on, so that their state (the optimizers' averages, the per-batch
+# dropout draws) is shown to survive a stop too.
 HYPERPARAMETERS = {**TINY_HYPERPARAMETERS, "epochs": "2", "checkpoint_every_steps": "10",
-                   "log_every_steps": "5", "keep_checkpoints": "3"}
+                   "log_every_steps": "5", "keep_checkpoints": "3", "ema_momentum": "0.9",
+                   "token_dropout": "0.1"}
 
 
 def job(base) -> OptMl:

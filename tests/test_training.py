@@ -4,11 +4,17 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+import tensorflow as tf
 
 from albert_ner.data import Sentence
+from albert_ner.hyperparameters import Hyperparameters
+from albert_ner.modeling.albert import AlbertConfig
+from albert_ner.modeling.tagger import AlbertTagger
+from albert_ner.prediction import build_model
 from albert_ner.tag_schemes import Entity, LabelMap
 from albert_ner.tokenization import CharTokenizer, Vocab
-from albert_ner.training import EncodedExamples, WarmupLinearDecay, batch_plan
+from albert_ner.training import (EncodedExamples, WarmupLinearDecay, averaged_weights, batch_plan, drop_tokens,
+                                 make_loss_scale, make_optimizers, make_train_step)
 
 
 def test_batch_plan_covers_every_example_once_and_repeats_for_a_seed() -> None:
@@ -48,7 +54,61 @@ def test_encoded_examples_store_ids_once_and_pad_batches() -> None:
     assert token_ids[1].tolist() == [vocab.id(char) for char in "张伟在北京"]
 
 
+def test_drop_tokens_replaces_a_share_of_real_tokens_and_never_padding() -> None:
+    lengths = np.array([2000, 500])
+    token_ids = np.full((2, 2000), 7, dtype=np.int32)
+    token_ids[1, 500:] = 0
+    dropped = drop_tokens(token_ids, lengths, 0.2, unk_id=1, rng=np.random.default_rng(3))
+    assert dropped.dtype == np.int32 and (token_ids[token_ids != 0] == 7).all()
+    real = np.arange(2000) < lengths[:, None]
+    assert set(np.unique(dropped[real]).tolist()) == {1, 7}
+    assert (dropped[real] == 1).mean() == pytest.approx(0.2, abs=0.02)
+    assert (dropped[~real] == 0).all()
+    again = drop_tokens(token_ids, lengths, 0.2, unk_id=1, rng=np.random.default_rng(3))
+    assert np.array_equal(dropped, again)
+
+
 def test_warmup_then_linear_decay() -> None:
     schedule = WarmupLinearDecay(peak=1e-3, warmup_steps=10, total_steps=110)
     values = [float(schedule(step)) for step in (0, 5, 10, 60, 110, 200)]
     assert values == pytest.approx([0.0, 5e-4, 1e-3, 5e-4, 0.0, 0.0])
+
+
+@pytest.mark.parametrize("ema_momentum", [None, 0.8])
+def test_evaluation_sees_the_moving_average_and_training_goes_on_from_the_trained_weights(
+        ema_momentum: float | None) -> None:
+    tf.keras.utils.set_random_seed(0)
+    labels = LabelMap(["PER"], scheme="bio")
+    config = AlbertConfig(vocab_size=30, embedding_size=8, hidden_size=16, num_hidden_layers=1,
+                          num_attention_heads=2, intermediate_size=32, max_position_embeddings=20,
+                          family="brightmart")
+    model = AlbertTagger(config, len(labels), cls_id=2, sep_id=3, pad_id=0, lstm_units=4,
+                         allowed=labels.allowed_transitions())
+    build_model(model, pad_id=0)
+    hp = Hyperparameters(ema_momentum=ema_momentum, learning_rate=1e-2, head_learning_rate=1e-2,
+                         warmup_proportion=0.0)
+    optimizers = make_optimizers(model, hp, total_steps=100, pretrained=False)
+    step = make_train_step(model, optimizers, make_loss_scale("float32"), tf.distribute.get_strategy(),
+                           clip_norm=1.0, precision="float32")
+    variables = model.encoder.trainable_variables + model.head_variables
+    rng = np.random.default_rng(0)
+    # O and B-PER only: every path of them is allowed, so each step has a finite loss and moves.
+    tag_choices = [labels.tags.index("O"), labels.tags.index("B-PER")]
+    average = None
+    for _ in range(6):
+        step(rng.integers(5, 30, (4, 6)).astype(np.int32), rng.choice(tag_choices, (4, 6)).astype(np.int32),
+             np.full(4, 6, np.int32))
+        trained = [variable.numpy() for variable in variables]
+        # Keras' rule: the first step copies the weights, each later one moves the average towards them.
+        momentum = 0.0 if average is None else ema_momentum or 0.0
+        average = [momentum * a + (1 - momentum) * w for a, w in zip(average or trained, trained)]
+    with averaged_weights(model, *optimizers):
+        inside = [variable.numpy() for variable in variables]
+    for variable, weights in zip(variables, trained):
+        np.testing.assert_array_equal(variable.numpy(), weights)
+    if ema_momentum is None:
+        assert all(np.array_equal(a, b) for a, b in zip(inside, trained))
+    else:
+        for seen, expected in zip(inside, average):
+            np.testing.assert_allclose(seen, expected, rtol=1e-5, atol=1e-7)
+        assert not np.allclose(inside[0], trained[0])

@@ -54,6 +54,9 @@ class Hyperparameters:
     use_crf: bool = _hp(True, "CRF output layer; false gives the softmax head of the reference code.")
     dropout: float = _hp(0.1, "Dropout between the encoder, the BiLSTM and the tag projection.",
                          minimum=0.0, maximum=0.9)
+    token_dropout: float = _hp(0.0, "Share of training characters replaced by [UNK] at each step, so that the "
+                               "model learns to tag from context: names in new text are often characters "
+                               "it never saw in that role.", minimum=0.0, maximum=0.5)
     tag_scheme: str = _hp("bioes", "Tag scheme the model predicts in.", choices=("bio", "bioes"))
     # Data
     input_tag_scheme: str | None = _hp(None, "Force the tag scheme of CoNLL input files (null: detect).",
@@ -84,6 +87,10 @@ class Hyperparameters:
                                    minimum=0.0, maximum=1.0)
     weight_decay: float = _hp(0.01, "AdamW weight decay (not applied to biases and LayerNorm).",
                               minimum=0.0, maximum=1.0)
+    ema_momentum: float | None = _hp(None, "Evaluate and keep an exponential moving average of the weights with "
+                                     "this momentum (null: the weights as trained). 0.999 averages about the "
+                                     "last 1,000 steps: it smooths a high learning rate's noise, but needs "
+                                     "runs of several thousand steps.", minimum=0.0, maximum=0.99999)
     clip_norm: float = _hp(1.0, "Global gradient-norm clipping threshold.", minimum=0.0,
                            exclusive_minimum=True)
     length_grouping: bool = _hp(True, "Batch sentences of similar length together so that short sentences "

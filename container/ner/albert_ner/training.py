@@ -7,6 +7,7 @@ of the two learning rates (encoder and head), and of where the data position is 
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import logging
@@ -18,7 +19,7 @@ import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Sequence
+from typing import Callable, Iterator, Sequence
 
 import keras
 import numpy as np
@@ -195,6 +196,17 @@ class EncodedExamples:
         return token_ids, tag_ids, lengths
 
 
+def drop_tokens(token_ids: np.ndarray, lengths: np.ndarray, rate: float, unk_id: int,
+                rng: np.random.Generator) -> np.ndarray:
+    """A copy of ``token_ids`` with a share ``rate`` of the real (unpadded) tokens replaced by ``unk_id``.
+
+    Word dropout (Lample et al., 2016) for characters: a model trained from scratch otherwise learns the
+    training set's names by heart and misses the new ones of the test set.
+    """
+    real = np.arange(token_ids.shape[1]) < lengths[:, None]
+    return np.where(real & (rng.random(token_ids.shape) < rate), unk_id, token_ids).astype(token_ids.dtype)
+
+
 def batch_plan(lengths: np.ndarray, batch_size: int, seed: int, epoch: int,
                group_by_length: bool) -> list[np.ndarray]:
     """The batches of one epoch, as example indices; the same (seed, epoch) always gives the same plan.
@@ -232,9 +244,10 @@ class WarmupLinearDecay(keras.optimizers.schedules.LearningRateSchedule):
 
 
 def _adamw(peak: float, hp: Hyperparameters, total_steps: int) -> keras.optimizers.AdamW:
+    averaging = {} if hp.ema_momentum is None else {"use_ema": True, "ema_momentum": hp.ema_momentum}
     optimizer = keras.optimizers.AdamW(
         learning_rate=WarmupLinearDecay(peak, int(total_steps * hp.warmup_proportion), total_steps),
-        weight_decay=hp.weight_decay, epsilon=1e-6)
+        weight_decay=hp.weight_decay, epsilon=1e-6, **averaging)
     optimizer.exclude_from_weight_decay(var_names=["bias", "gamma", "beta", "LayerNorm", "layer_norm",
                                                    "transitions"])
     return optimizer
@@ -248,6 +261,26 @@ def make_optimizers(model: AlbertTagger, hp: Hyperparameters, total_steps: int,
     encoder_optimizer.build(model.encoder.trainable_variables)
     head_optimizer.build(model.head_variables)
     return encoder_optimizer, head_optimizer
+
+
+@contextlib.contextmanager
+def averaged_weights(model: AlbertTagger, encoder_optimizer: keras.optimizers.Optimizer,
+                     head_optimizer: keras.optimizers.Optimizer) -> Iterator[None]:
+    """Inside the block the model holds the optimizers' moving averages of its weights, when they keep them
+    (``ema_momentum``); after it, the weights as trained again.
+
+    Evaluation, the best-weights copy and so the final model see the averages; the optimizer steps never do.
+    """
+    if not (encoder_optimizer.use_ema or head_optimizer.use_ema):
+        yield
+        return
+    trained = model.get_weights()
+    encoder_optimizer.finalize_variable_values(model.encoder.trainable_variables)
+    head_optimizer.finalize_variable_values(model.head_variables)
+    try:
+        yield
+    finally:
+        model.set_weights(trained)
 
 
 def make_loss_scale(precision: str) -> tf.Variable:
@@ -367,6 +400,10 @@ def train(hp: Hyperparameters, env: TrainingEnvironment) -> TrainingResult:
         while progress.next_batch < len(plan) and not stop:
             indices = plan[progress.next_batch]
             token_ids, tag_ids, lengths = examples.batch(indices)
+            if hp.token_dropout:
+                # Seeded by position, like the batch plan, so a resumed run drops the same tokens.
+                rng = np.random.default_rng([hp.seed, progress.epoch, progress.next_batch])
+                token_ids = drop_tokens(token_ids, lengths, hp.token_dropout, data.tokenizer.vocab.unk_id, rng)
             loss = train_step(token_ids, tag_ids, lengths)
             progress.step += 1
             progress.next_batch += 1
@@ -384,15 +421,18 @@ def train(hp: Hyperparameters, env: TrainingEnvironment) -> TrainingResult:
             end_of_epoch = progress.next_batch == len(plan)
             stop = progress.step >= total_steps
             if end_of_epoch or stop or (hp.eval_every_steps and progress.step % hp.eval_every_steps == 0):
-                report = evaluate(predictor, data.validation)
+                with averaged_weights(model, encoder_optimizer, head_optimizer):
+                    report = evaluate(predictor, data.validation)
+                    improved = report.f1 > progress.best_f1
+                    if improved:
+                        best_weights = model.get_weights()
                 log.info("epoch=%d step=%d train_loss=%.4f val_precision=%.4f val_recall=%.4f val_f1=%.4f",
                          progress.epoch, progress.step, loss, report.micro.precision, report.micro.recall,
                          report.f1)
                 with tensorboard.as_default(step=progress.step):
                     tf.summary.scalar("val_f1", report.f1)
-                if report.f1 > progress.best_f1:
+                if improved:
                     progress.best_f1, progress.evaluations_since_best = report.f1, 0
-                    best_weights = model.get_weights()
                     state.save_best_weights(best_weights)
                 else:
                     progress.evaluations_since_best += 1
