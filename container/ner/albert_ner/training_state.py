@@ -1,9 +1,10 @@
 """Everything a stopped job needs to continue exactly where it was: checkpoints in /opt/ml/checkpoints.
 
 Managed spot training stops jobs at any moment and restarts them with ``/opt/ml/checkpoints`` restored
-from S3. A checkpoint holds the weights, both optimizers' slots and step counters, the dropout RNG states,
-the float16 loss scale, and the data position (epoch and next batch; the batch order of an epoch is a pure
-function of seed and epoch), so a resumed run takes the exact batches the stopped one would have taken.
+from S3. A checkpoint holds the weights, both optimizers' slots, step counters and weight averages, the
+dropout RNG states, the float16 loss scale, and the data position (epoch and next batch; the batch order of
+an epoch and its token dropout are pure functions of seed, epoch and batch), so a resumed run takes the
+exact batches the stopped one would have taken.
 The best weights so far are kept beside the checkpoints, because early stopping returns them.
 
 Variables are saved by position in flat lists rather than through Keras' object graph: Keras 3 models
