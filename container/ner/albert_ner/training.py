@@ -403,7 +403,7 @@ def train(hp: Hyperparameters, env: TrainingEnvironment) -> TrainingResult:
             if hp.token_dropout:
                 # Seeded by position, like the batch plan, so a resumed run drops the same tokens.
                 rng = np.random.default_rng([hp.seed, progress.epoch, progress.next_batch])
-                token_ids = drop_tokens(token_ids, lengths, hp.token_dropout, data.tokenizer.vocab.unk_id, rng)
+                token_ids = drop_tokens(token_ids, lengths, hp.token_dropout, vocab.unk_id, rng)
             loss = train_step(token_ids, tag_ids, lengths)
             progress.step += 1
             progress.next_batch += 1
