@@ -188,11 +188,13 @@ def encoder_sizes(size: str, vocab_size: int) -> dict[str, Any]:
 
 
 def time_steps(step: Callable[[np.ndarray, np.ndarray, np.ndarray], float], batches: Sequence[Batch],
-               warmup: int, rehearse: bool = False) -> dict[str, Any]:
+               warmup: int, rehearse: bool = False, passes: int = 1) -> dict[str, Any]:
     """Run every batch through ``step``; the first ``warmup`` are not in the steady-state figures.
 
     ``rehearse`` also runs the measured batches once before timing them, so that each of their shapes is
     compiled first (XLA compiles once per shape; a real epoch meets each bucketed shape many times).
+    ``passes`` times the measured batches that many times over and reports the median pass: on a shared
+    virtual machine one pass can be 10-20% off the next with nothing changed (bench/README.md).
     """
     started = time.perf_counter()
     step(*batches[0])
@@ -200,18 +202,23 @@ def time_steps(step: Callable[[np.ndarray, np.ndarray, np.ndarray], float], batc
     for batch in list(batches[1:warmup]) + (list(batches[warmup:]) if rehearse else []):
         step(*batch)
     warmup_seconds = time.perf_counter() - started
-    seconds = []
-    for batch in batches[warmup:]:
-        started = time.perf_counter()
-        loss = step(*batch)
-        seconds.append(time.perf_counter() - started)
+    step_seconds = []
+    for _ in range(passes):
+        step_seconds.append([])
+        for batch in batches[warmup:]:
+            started = time.perf_counter()
+            loss = step(*batch)
+            step_seconds[-1].append(time.perf_counter() - started)
+    pass_seconds = [sum(seconds) for seconds in step_seconds]
+    median_seconds = float(np.median(pass_seconds))
     measured = batches[warmup:]
     sentences = sum(len(batch[2]) for batch in measured)
     characters = sum(int(batch[2].sum()) for batch in measured)
-    return {"first_step_s": first_step, "warmup_s": warmup_seconds, "step_s": seconds,
-            "sentences": sentences, "characters": characters, "sentences_per_s": sentences / sum(seconds),
-            "characters_per_s": characters / sum(seconds), "padded_tokens": sum(batch[0].size for batch in measured),
-            "last_loss": loss}
+    return {"first_step_s": first_step, "warmup_s": warmup_seconds, "step_s": step_seconds,
+            "pass_sentences_per_s": [sentences / seconds for seconds in pass_seconds],
+            "sentences": sentences, "characters": characters, "sentences_per_s": sentences / median_seconds,
+            "characters_per_s": characters / median_seconds,
+            "padded_tokens": sum(batch[0].size for batch in measured), "last_loss": loss}
 
 
 # ------------------------------------------------------------------------------------------ worker
@@ -225,7 +232,7 @@ def run_worker(spec_path: Path) -> int:
         step = ours_train_step(spec["size"], spec["precision"], corpus, spec["batch_size"], spec["xla"], spec["lstm"])
     else:
         step = peer_train_step(spec["encoder_sizes"], spec["precision"], corpus, spec["threads"])
-    result = time_steps(step, batches, spec["warmup"], rehearse=spec["xla"])
+    result = time_steps(step, batches, spec["warmup"], rehearse=spec["xla"], passes=spec["passes"])
     result["peak_rss_mib"] = peak_rss_mib()
     result["peak_gpu_mib"] = peak_gpu_mib(spec["framework"])
     Path(spec["result"]).write_text(json.dumps(result))
@@ -370,6 +377,8 @@ def main() -> int:
     parser.add_argument("--base-batch-size", type=int, default=16, help="base and large")
     parser.add_argument("--base-warmup", type=int, default=2, help="warm-up steps, base and large")
     parser.add_argument("--base-steps", type=int, default=4, help="measured steps, base and large")
+    parser.add_argument("--passes", type=int, default=3,
+                        help="times each configuration's measured batches are run; the median pass is reported")
     parser.add_argument("--xla", action="store_true", help="compile our step with XLA (jit_compile=True); "
                         "the measured batches then run once untimed first, to compile each shape")
     parser.add_argument("--bucket", type=int, default=1,
@@ -388,6 +397,7 @@ def main() -> int:
         args.sizes = "tiny" if args.sizes == parser.get_default("sizes") else args.sizes
         args.batch_size = args.base_batch_size = 8
         args.warmup = args.base_warmup = args.steps = args.base_steps = 2
+        args.passes = 1
         args.max_sentences = args.max_sentences or 3000
 
     started = time.monotonic()
@@ -418,7 +428,8 @@ def main() -> int:
               f"{MAX_SEQ_LENGTH - 2} characters (mean {lengths.mean():.1f}, median {np.median(lengths):.0f}); "
               f"{machine()}, {threads} threads{', GPU' if gpu else ', no GPU'}; {', '.join(versions)}"
               + ("; XLA" if args.xla else "") + (f"; lengths bucketed to {args.bucket}" if args.bucket > 1 else "")
-              + (f"; LSTM {args.lstm}" if args.lstm != "auto" else ""))
+              + (f"; LSTM {args.lstm}" if args.lstm != "auto" else "")
+              + f"; each rate is the median of {args.passes} passes over the measured batches")
     load = os.getloadavg()[0]
     if load > 0.5:
         header += (f"; WARNING: load average {load:.1f} at the start (other work on the machine distorts the "
@@ -443,7 +454,8 @@ def main() -> int:
                     for framework in frameworks:
                         spec = {"framework": framework, "size": size, "grouping": grouping, "precision": precision,
                                 "batch_size": batch_size, "warmup": warmup, "batches": str(batches_path),
-                                "threads": threads, "xla": args.xla, "lstm": args.lstm, "encoder_sizes": sizes_dict}
+                                "threads": threads, "xla": args.xla, "lstm": args.lstm, "encoder_sizes": sizes_dict,
+                                "passes": args.passes}
                         result = run_configuration(spec, work, args.timeout)
                         rows.append(Row(size, grouping, precision, framework, steps, batch_size, result))
                         print(f"  {size} {grouping} {precision} {framework}: "
