@@ -194,24 +194,24 @@ def time_steps(step: Callable[[np.ndarray, np.ndarray, np.ndarray], float], batc
     ``rehearse`` also runs the measured batches once before timing them, so that each of their shapes is
     compiled first (XLA compiles once per shape; a real epoch meets each bucketed shape many times).
     ``passes`` times the measured batches that many times over and reports the median pass: on a shared
-    virtual machine one pass can be 10-20% off the next with nothing changed (bench/README.md).
+    virtual machine one pass can be 5-20% off the next with nothing changed (bench/README.md).
     """
+    measured = batches[warmup:]
     started = time.perf_counter()
     step(*batches[0])
     first_step = time.perf_counter() - started
-    for batch in list(batches[1:warmup]) + (list(batches[warmup:]) if rehearse else []):
+    for batch in list(batches[1:warmup]) + (list(measured) if rehearse else []):
         step(*batch)
     warmup_seconds = time.perf_counter() - started
     step_seconds = []
     for _ in range(passes):
         step_seconds.append([])
-        for batch in batches[warmup:]:
+        for batch in measured:
             started = time.perf_counter()
             loss = step(*batch)
             step_seconds[-1].append(time.perf_counter() - started)
     pass_seconds = [sum(seconds) for seconds in step_seconds]
     median_seconds = float(np.median(pass_seconds))
-    measured = batches[warmup:]
     sentences = sum(len(batch[2]) for batch in measured)
     characters = sum(int(batch[2].sum()) for batch in measured)
     return {"first_step_s": first_step, "warmup_s": warmup_seconds, "step_s": step_seconds,
@@ -399,6 +399,9 @@ def main() -> int:
         args.warmup = args.base_warmup = args.steps = args.base_steps = 2
         args.passes = 1
         args.max_sentences = args.max_sentences or 3000
+
+    if args.passes < 1:
+        parser.error(f"--passes {args.passes}: expected at least 1")
 
     started = time.monotonic()
     import tensorflow as tf
