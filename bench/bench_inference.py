@@ -175,7 +175,7 @@ def main() -> int:
     import tensorflow as tf
 
     from albert_ner.export import export_saved_model
-    from albert_ner.serving import available_cores
+    from albert_ner.resources import available_cores
 
     threads = available_cores()
     texts = msra_texts()[:300 if args.quick else None]

@@ -5,7 +5,7 @@
 
 For each encoder size (tiny, base; from scratch, ``encoder_size`` presets), batching and precision, one
 fresh process measures our tagger (ALBERT + BiLSTM 128 + CRF, TensorFlow) through
-``albert_ner.training.make_train_step``, the step ``train()`` runs, and another the peer, Hugging Face
+``albert_ner.optimization.TrainStep``, the step ``train()`` runs, and another the peer, Hugging Face
 ``AlbertForTokenClassification`` (PyTorch) of the same encoder size with a linear token head (no BiLSTM, no
 CRF), trained with AdamW on the same batches. Both get the same threads (all available cores).
 
@@ -51,7 +51,7 @@ GROUPINGS = ("grouped", "padded-128", "random")
 OURS = "albert-ner"
 PEER = "hugging-face"
 MODEL_NAMES = {OURS: "ours", PEER: "HF"}
-LEGEND = ("ours: albert-ner, ALBERT + BiLSTM 128 + CRF (TensorFlow, `make_train_step`, two AdamW). "
+LEGEND = ("ours: albert-ner, ALBERT + BiLSTM 128 + CRF (TensorFlow, `TrainStep`, two AdamW). "
           "HF: Hugging Face AlbertForTokenClassification, the same-size ALBERT encoder + a linear token head, "
           "no BiLSTM/CRF (PyTorch, AdamW). Same batches, same threads; sentences/s and characters/s in the "
           "steady state; first step = graph tracing and compilation (ours) or first allocations (HF); "
@@ -75,10 +75,11 @@ class Corpus:
 
 def load_corpus(max_sentences: int | None = None, path: Path = MSRA_TRAIN) -> Corpus:
     """Read MSRA training data, cut it into windows and encode it, as ``train()`` does from scratch."""
-    from albert_ner.data import read_conll, split_into_windows
+    from albert_ner.data import read_conll
+    from albert_ner.windows import split_into_windows
     from albert_ner.tag_schemes import LabelMap
     from albert_ner.tokenization import CharTokenizer, Vocab
-    from albert_ner.training import EncodedExamples
+    from albert_ner.batching import EncodedExamples
 
     if not path.exists():
         raise SystemExit(f"{path} is missing: run `python data/fetch_msra.py` first")
@@ -107,7 +108,7 @@ def quantile_batches(plan: Sequence[np.ndarray], lengths: np.ndarray, batch_size
 def sample_batches(corpus: Corpus, grouping: str, batch_size: int, warmup: int, steps: int,
                    bucket: int = 1) -> list[Batch]:
     """Warm-up plus measured batches of one grouping (see the module docstring), from epoch 1's plan."""
-    from albert_ner.training import batch_plan
+    from albert_ner.batching import batch_plan
 
     examples = corpus.examples
     plan = batch_plan(examples.lengths, batch_size, SEED, 1, group_by_length=grouping != "random")
@@ -124,30 +125,30 @@ def sample_batches(corpus: Corpus, grouping: str, batch_size: int, warmup: int, 
 # ------------------------------------------------------------------------------------------- steps
 def ours_train_step(size: str, precision: str, corpus: Corpus, batch_size: int, xla: bool = False,
                     lstm: str = "auto") -> Callable[[np.ndarray, np.ndarray, np.ndarray], float]:
-    """The trainer's own step (``make_train_step``) on a from-scratch tagger, hyperparameters at their defaults.
+    """The trainer's own step (``TrainStep``) on a from-scratch tagger, hyperparameters at their defaults.
+
+    Each call waits for its step (the loss as a float), so that the timings are the device's.
 
     ``lstm="generic"`` swaps in a BiLSTM that never takes the cuDNN kernel (what XLA can compile on a GPU).
     """
     import keras
 
     from albert_ner.cluster import choose_strategy
-    from albert_ner.environment import TrainingEnvironment
     from albert_ner.hyperparameters import Hyperparameters
+    from albert_ner.modeling.albert import sized_config
     from albert_ner.modeling.tagger import AlbertTagger
+    from albert_ner.optimization import TrainStep, make_loss_scale, make_optimizers, set_precision
     from albert_ner.prediction import build_model
     from albert_ner.tag_schemes import LabelMap
-    from albert_ner.training import make_loss_scale, make_optimizers, make_train_step, scratch_config, set_precision
 
     hp = Hyperparameters(encoder_size=size, batch_size=batch_size, mixed_precision=precision,
                          max_seq_length=MAX_SEQ_LENGTH, seed=SEED)
     keras.utils.set_random_seed(hp.seed)
     precision = set_precision(hp)
-    here = Path(tempfile.gettempdir())
-    strategy = choose_strategy(TrainingEnvironment(base_dir=here, model_dir=here, output_data_dir=here,
-                                                   channel_input_dirs={}))
+    strategy = choose_strategy(["localhost"], "localhost", worker_port=7777)
     label_map = LabelMap(ENTITY_TYPES, "bioes")
     with strategy.scope():
-        model = AlbertTagger(scratch_config(hp, corpus.vocab_size), len(label_map), cls_id=corpus.cls_id,
+        model = AlbertTagger(sized_config(size, corpus.vocab_size), len(label_map), cls_id=corpus.cls_id,
                              sep_id=corpus.sep_id, pad_id=corpus.pad_id, lstm_units=hp.lstm_units,
                              dropout=hp.dropout, use_crf=hp.use_crf, allowed=label_map.allowed_transitions())
         if lstm == "generic":
@@ -158,8 +159,9 @@ def ours_train_step(size: str, precision: str, corpus: Corpus, batch_size: int, 
         build_model(model, corpus.pad_id)
         optimizers = make_optimizers(model, hp, total_steps=10_000, pretrained=False)
         loss_scale = make_loss_scale(precision)
-    return make_train_step(model, optimizers, loss_scale, strategy, hp.clip_norm, precision,
-                           jit_compile=True if xla else None)
+    step = TrainStep(model, optimizers, loss_scale, strategy, hp.clip_norm, precision,
+                     jit_compile=True if xla else None)
+    return lambda token_ids, tag_ids, lengths: float(step(token_ids, tag_ids, lengths))
 
 
 def peer_train_step(sizes: dict[str, Any], precision: str, corpus: Corpus, threads: int,
@@ -181,10 +183,9 @@ def peer_train_step(sizes: dict[str, Any], precision: str, corpus: Corpus, threa
 
 def encoder_sizes(size: str, vocab_size: int) -> dict[str, Any]:
     """Our from-scratch ``AlbertConfig`` of ``encoder_size`` as a plain dict, for the peer to copy."""
-    from albert_ner.hyperparameters import Hyperparameters
-    from albert_ner.training import scratch_config
+    from albert_ner.modeling.albert import sized_config
 
-    return scratch_config(Hyperparameters(encoder_size=size), vocab_size).to_dict()
+    return sized_config(size, vocab_size).to_dict()
 
 
 def time_steps(step: Callable[[np.ndarray, np.ndarray, np.ndarray], float], batches: Sequence[Batch],

@@ -69,7 +69,7 @@ def main() -> int:
     from bench_inference import bench_hugging_face, bench_predictor
     from tiny_model import msra_texts, random_tiny_model
 
-    from albert_ner.serving import available_cores
+    from albert_ner.resources import available_cores
 
     threads = available_cores()
     corpus = load_corpus(5000 if args.quick else None, MSRA_TRAIN)

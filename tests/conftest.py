@@ -71,3 +71,22 @@ class OptMl:
 @pytest.fixture
 def opt_ml(tmp_path: Path) -> OptMl:
     return OptMl(tmp_path / "opt_ml")
+
+
+def sample_job(opt_ml: OptMl, hyperparameters: dict) -> None:
+    """The sample corpus in all three channels, and the given hyperparameters."""
+    opt_ml.write_hyperparameters(hyperparameters)
+    opt_ml.add_channel("training", SAMPLE / "train.txt")
+    opt_ml.add_channel("validation", SAMPLE / "validation.jsonl")
+    opt_ml.add_channel("test", SAMPLE / "test.txt")
+
+
+@pytest.fixture(scope="session")
+def trained_job(tmp_path_factory: pytest.TempPathFactory) -> tuple[OptMl, subprocess.CompletedProcess]:
+    """One `train` run of the tiny model on the sample corpus, shared by every test that only reads its
+    outputs (the model directory, the reports, the log). Tests must not write into it."""
+    opt_ml = OptMl(tmp_path_factory.mktemp("trained") / "opt_ml")
+    sample_job(opt_ml, TINY_HYPERPARAMETERS)
+    result = opt_ml.run_train()
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    return opt_ml, result

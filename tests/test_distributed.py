@@ -10,7 +10,6 @@ import subprocess
 import sys
 
 import numpy as np
-import pytest
 
 from conftest import REPO, SAMPLE, TINY_HYPERPARAMETERS, OptMl
 from albert_ner.prediction import Predictor

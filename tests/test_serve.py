@@ -99,13 +99,8 @@ class Server:
 
 
 @pytest.fixture(scope="module")
-def server(tmp_path_factory: pytest.TempPathFactory):
-    opt_ml = OptMl(tmp_path_factory.mktemp("serve") / "opt_ml")
-    opt_ml.write_hyperparameters(TINY_HYPERPARAMETERS)
-    opt_ml.add_channel("training", SAMPLE / "train.txt")
-    opt_ml.add_channel("validation", SAMPLE / "validation.jsonl")
-    result = opt_ml.run_train()
-    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+def server(trained_job):
+    opt_ml, _ = trained_job
     running = Server(opt_ml.base)
     running.wait_ready()
     yield running
@@ -303,7 +298,8 @@ def test_sigterm_finishes_the_request_in_flight_then_exits_0(server) -> None:
 
 
 # ----------------------------------------------------------------------------- in-process, no model
-from albert_ner.serving import DynamicBatcher, InferenceApp, ServingSettings  # noqa: E402
+from albert_ner.environment import ServingSettings  # noqa: E402
+from albert_ner.serving import DynamicBatcher, InferenceApp  # noqa: E402
 
 
 def fake_predict(texts: list[str]) -> list[list[dict]]:

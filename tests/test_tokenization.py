@@ -3,7 +3,6 @@ import re
 import numpy as np
 import pytest
 
-from albert_ner.data import Sentence
 from albert_ner.errors import DataError
 from albert_ner.tokenization import SPACE_TOKEN, SPECIAL_TOKENS, CharTokenizer, Vocab, normalize_token
 
@@ -103,10 +102,7 @@ def test_encode_corpus_counts_unknown_tokens(albert_vocab_file):
 
 
 def test_build_layout_order_and_normalisation():
-    sentences = [
-        Sentence(tuple("乙甲甲 Ａ"), ()),
-        tuple("aa乙\u3000丙"),  # plain token sequences work too
-    ]
+    sentences = [tuple("乙甲甲 Ａ"), list("aa乙\u3000丙")]
     vocab = Vocab.build(sentences)
     # a: 3 (Ａ folds into a), 乙: 2, 甲: 2 (tie broken by character), 丙: 1; whitespace is [unused1].
     assert vocab.tokens == ("[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", "[unused1]", "a", "乙", "甲", "丙")

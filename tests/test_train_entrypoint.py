@@ -9,28 +9,19 @@ import sys
 
 import pytest
 
-from conftest import REPO, SAMPLE, TINY_HYPERPARAMETERS, OptMl
+from conftest import REPO, SAMPLE, TINY_HYPERPARAMETERS, OptMl, sample_job
 
 MODEL_FILES = {"model.weights.h5", "model_config.json", "label_map.json", "vocab.txt",
                "validation_report.json", "validation_report.txt", "test_report.json", "test_report.txt"}
-METRIC_LINE = re.compile(r"epoch=(\d+) step=(\d+) train_loss=([0-9.]+) val_precision=([0-9.]+) "
-                         r"val_recall=([0-9.]+) val_f1=([0-9.]+)")
-
-
-def sample_job(opt_ml: OptMl, hyperparameters: dict) -> None:
-    opt_ml.write_hyperparameters(hyperparameters)
-    opt_ml.add_channel("training", SAMPLE / "train.txt")
-    opt_ml.add_channel("validation", SAMPLE / "validation.jsonl")
-    opt_ml.add_channel("test", SAMPLE / "test.txt")
+METRIC_LINE = re.compile(r"epoch=(\d+) step=(\d+) val_precision=([0-9.]+) val_recall=([0-9.]+) val_f1=([0-9.]+) "
+                         r"eval_s=([0-9.]+)")
+PROGRESS_LINE = re.compile(r"epoch=\d+ step=\d+/\d+ train_loss=([0-9.]+) lr=\S+ sentences_per_sec=([0-9.]+) "
+                           r"chars_per_sec=\d+ data_ms=([0-9.]+) step_ms=([0-9.]+) ")
 
 
 @pytest.fixture(scope="module")
-def trained(tmp_path_factory: pytest.TempPathFactory) -> tuple[OptMl, subprocess.CompletedProcess]:
-    opt_ml = OptMl(tmp_path_factory.mktemp("trained") / "opt_ml")
-    sample_job(opt_ml, TINY_HYPERPARAMETERS)
-    result = opt_ml.run_train()
-    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
-    return opt_ml, result
+def trained(trained_job: tuple[OptMl, subprocess.CompletedProcess]) -> tuple[OptMl, subprocess.CompletedProcess]:
+    return trained_job
 
 
 def test_train_writes_model_reports_and_logs(trained) -> None:
@@ -53,6 +44,21 @@ def test_one_metrics_line_per_evaluation_and_a_real_f1(trained) -> None:
     assert report["entity_level_strict"]["micro_avg"]["f1"] > 0.9
     assert set(report["entity_level_strict"]["per_type"]) == {"LOC", "ORG", "PER", "产品"}
     assert re.search(r"test_precision=[0-9.]+ test_recall=[0-9.]+ test_f1=[0-9.]+", result.stdout)
+
+
+def test_log_says_where_the_time_goes_and_train_loss_is_one_quantity(trained) -> None:
+    _, result = trained
+    progress = PROGRESS_LINE.findall(result.stdout)
+    total = int(re.search(r"(\d+) steps in all", result.stdout).group(1))
+    assert len(progress) == total // 10 + (total % 10 > 0)  # log_every_steps 10, and the last step
+    assert all(float(sentences) > 0 and float(step_ms) > 0 and float(data_ms) >= 0
+               for _, sentences, data_ms, step_ms in progress)
+    # The metric regex train_loss=... must catch the progress lines' running mean and nothing else.
+    assert len(re.findall(r"train_loss=", result.stdout)) == len(progress)
+    assert re.search(r"saved checkpoint \S+ \(epoch \d+, batch \d+, step \d+\) checkpoint_s=[0-9.]+", result.stdout)
+    assert re.search(r"model written to \S+ in [0-9.]+ s \(SavedModel export [0-9.]+ s\)", result.stdout)
+    traced = re.search(r"the training step was traced (\d+) time\(s\)", result.stdout)
+    assert traced and int(traced.group(1)) >= 1
 
 
 def test_start_of_log_names_versions_devices_and_data(trained) -> None:

@@ -13,8 +13,8 @@ from albert_ner.modeling.tagger import AlbertTagger
 from albert_ner.prediction import build_model
 from albert_ner.tag_schemes import Entity, LabelMap
 from albert_ner.tokenization import CharTokenizer, Vocab
-from albert_ner.training import (EncodedExamples, WarmupLinearDecay, averaged_weights, batch_plan, drop_tokens,
-                                 make_loss_scale, make_optimizers, make_train_step)
+from albert_ner.batching import EncodedExamples, batch_plan, drop_tokens
+from albert_ner.optimization import TrainStep, WarmupLinearDecay, averaged_weights, make_loss_scale, make_optimizers
 
 
 def test_batch_plan_covers_every_example_once_and_repeats_for_a_seed() -> None:
@@ -88,8 +88,8 @@ def test_evaluation_sees_the_moving_average_and_training_goes_on_from_the_traine
     hp = Hyperparameters(ema_momentum=ema_momentum, learning_rate=1e-2, head_learning_rate=1e-2,
                          warmup_proportion=0.0)
     optimizers = make_optimizers(model, hp, total_steps=100, pretrained=False)
-    step = make_train_step(model, optimizers, make_loss_scale("float32"), tf.distribute.get_strategy(),
-                           clip_norm=1.0, precision="float32")
+    step = TrainStep(model, optimizers, make_loss_scale("float32"), tf.distribute.get_strategy(),
+                     clip_norm=1.0, precision="float32")
     variables = model.encoder.trainable_variables + model.head_variables
     rng = np.random.default_rng(0)
     # O and B-PER only: every path of them is allowed, so each step has a finite loss and moves.

@@ -1,5 +1,8 @@
 """Command lines: the SageMaker ``train`` program and ``albert-ner train|evaluate|predict``.
 
+Heavy modules (TensorFlow and everything that imports it) are imported inside the commands that need
+them, so ``albert-ner --help`` and a failing ``train`` answer quickly.
+
 ``train`` stays thin, as in the SageMaker "bring your own" examples: find the inputs, parse the
 hyperparameters, call :func:`albert_ner.training.train`, and on any error write ``output/failure`` (the
 reason in plain words first, the traceback after) and exit non-zero. Nothing is swallowed.
@@ -11,13 +14,19 @@ import argparse
 import json
 import logging
 import os
+import itertools
 import sys
 import traceback
+from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
-from typing import Sequence
+from typing import TYPE_CHECKING, TextIO
 
-from albert_ner.environment import TrainingEnvironment
-from albert_ner.errors import AlbertNerError, HyperparameterError, TrainingStopped
+from albert_ner.environment import TrainingEnvironment, failure_path, output_data_dir
+from albert_ner.errors import AlbertNerError, DataError, HyperparameterError, TrainingStopped
+from albert_ner.files import replace_atomically, write_text_atomically
+
+if TYPE_CHECKING:
+    from albert_ner.prediction import Predictor
 
 log = logging.getLogger("albert_ner")
 
@@ -32,9 +41,9 @@ def run_training(argv: Sequence[str] = ()) -> int:
     ``argv`` may carry hyperparameters as ``--name value`` pairs, which is how the AWS framework
     containers (script mode) pass them; they override ``hyperparameters.json``.
     """
-    env = TrainingEnvironment.from_environ()
-    log_file = _configure_logging(env.output_data_dir)
+    log_file = _configure_logging(output_data_dir(os.environ))
     try:
+        env = TrainingEnvironment.from_environ()
         from albert_ner.hyperparameters import Hyperparameters
 
         raw = env.read_hyperparameters()
@@ -51,7 +60,7 @@ def run_training(argv: Sequence[str] = ()) -> int:
     except BaseException as error:  # noqa: BLE001 - every failure must reach the failure file
         if isinstance(error, SystemExit) and not error.code:
             return 0
-        _write_failure(env.failure_path, error)
+        _write_failure(failure_path(os.environ), error)
         log.error("training failed: %s", _reason(error))
         return 1
     finally:
@@ -84,13 +93,11 @@ def _reason(error: BaseException) -> str:
 
 def _write_failure(path: Path, error: BaseException) -> None:
     """SageMaker shows the first 1,024 characters as FailureReason: the reason comes first."""
-    from albert_ner.files import write_text_atomically
-
     details = "".join(traceback.format_exception(error))
     write_text_atomically(path, f"{_reason(error)}\n\n{details}")
 
 
-def _configure_logging(output_data_dir: Path) -> Path | None:
+def _configure_logging(log_dir: Path) -> Path | None:
     """Log to stdout (SageMaker's metric regexes read it) and to a copy in ``output/data``.
 
     The copy is written as ``training.log.partial`` and renamed when the job ends, so that what
@@ -104,13 +111,13 @@ def _configure_logging(output_data_dir: Path) -> Path | None:
     root.handlers = [console]
     # absl logs one INFO line per checkpoint shard ("Sharding callback duration"): noise in a job log.
     logging.getLogger("absl").setLevel(logging.WARNING)
+    partial = log_dir / "training.log.partial"
     try:
-        output_data_dir.mkdir(parents=True, exist_ok=True)
+        log_dir.mkdir(parents=True, exist_ok=True)
+        handler = logging.FileHandler(partial, encoding="utf-8")
     except OSError as error:
-        log.warning("cannot write the log copy to %s: %s", output_data_dir, error)
+        log.warning("cannot write the log copy to %s: %s", log_dir, error)
         return None
-    partial = output_data_dir / "training.log.partial"
-    handler = logging.FileHandler(partial, encoding="utf-8")
     handler.setFormatter(formatter)
     root.addHandler(handler)
     return partial
@@ -123,7 +130,61 @@ def _finish_log(partial: Path | None) -> None:
         if isinstance(handler, logging.FileHandler):
             handler.close()
             logging.getLogger().removeHandler(handler)
-    os.replace(partial, partial.with_suffix(""))
+    replace_atomically(partial, partial.with_suffix(""))
+
+
+# ------------------------------------------------------------------------------ streaming text
+def read_texts(path: Path) -> Iterator[str]:
+    """Sentences from a text file (one per line) or JSON Lines (a string or ``{"text": ...}`` per line)."""
+    number = 0
+    with open(path, encoding="utf-8", newline="") as stream:
+        try:
+            for number, line in enumerate(stream, start=1):
+                line = line.rstrip("\r\n")
+                if line.lstrip().startswith(("{", '"')):
+                    yield _text_of_json_line(line, path, number)
+                else:
+                    yield line
+        except UnicodeDecodeError as error:
+            raise DataError(f"not UTF-8 ({error.reason} at byte {error.start} of the line)", path,
+                            number + 1) from None
+
+
+def _text_of_json_line(line: str, path: Path, number: int) -> str:
+    try:
+        value = json.loads(line)
+    except json.JSONDecodeError as error:
+        raise DataError(f"invalid JSON at column {error.colno}: {error.msg}", path, number) from None
+    if isinstance(value, dict):
+        value = value.get("text")
+    if not isinstance(value, str):
+        raise DataError('expected a JSON string or an object with a "text" string', path, number)
+    return value
+
+
+def stream_predictions(predictor: "Predictor", source: Iterable[str] | Path, output: TextIO,
+                       chunk_size: int = 2048) -> int:
+    """Tag texts as they are read and write one JSON line per text, in order; returns the count."""
+    from albert_ner.prediction import entity_records
+
+    texts = read_texts(source) if isinstance(source, Path) else iter(source)
+    progress = None
+    if sys.stderr.isatty():
+        from tqdm import tqdm
+
+        progress = tqdm(unit="sentence", dynamic_ncols=True)
+    count = 0
+    while chunk := list(itertools.islice(texts, chunk_size)):
+        for text, entities in zip(chunk, predictor.predict_entities([list(text) for text in chunk]), strict=True):
+            output.write(json.dumps({"text": text, "entities": entity_records(text, entities)},
+                                    ensure_ascii=False) + "\n")
+        output.flush()
+        count += len(chunk)
+        if progress is not None:
+            progress.update(len(chunk))
+    if progress is not None:
+        progress.close()
+    return count
 
 
 # ------------------------------------------------------------------------ albert-ner command line
@@ -166,25 +227,23 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def _evaluate(args: argparse.Namespace) -> int:
     from albert_ner.data import read_channel, read_data_file
+    from albert_ner.evaluation import evaluate
     from albert_ner.prediction import Predictor
-    from albert_ner.training import evaluate
 
     predictor = Predictor.load(args.model_dir)
     sentences = []
     for name in args.files:
         path = Path(name)
         sentences += (read_channel(path) if path.is_dir() else read_data_file(path))[0]
-    report = evaluate(predictor, sentences)
+    report = evaluate(sentences, predictor.predict_entities([sentence.tokens for sentence in sentences]))
     print(report.table())
     if args.output:
-        from albert_ner.files import write_text_atomically
-
         write_text_atomically(Path(args.output), json.dumps(report.to_dict(), indent=2) + "\n")
     return 0
 
 
 def _predict(args: argparse.Namespace) -> int:
-    from albert_ner.prediction import Predictor, stream_predictions
+    from albert_ner.prediction import Predictor
 
     predictor = Predictor.load(args.model_dir, batch_size=args.batch_size)
     texts = args.text if args.text else None

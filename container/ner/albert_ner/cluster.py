@@ -1,4 +1,5 @@
-"""Choosing the tf.distribute strategy: one device, several on one instance, or several instances.
+"""The tf.distribute side of a job: choosing the strategy (one device, several on one instance, or several
+instances) and splitting each global batch across its replicas.
 
 With several SageMaker hosts, ``MultiWorkerMirroredStrategy`` needs ``TF_CONFIG``, which SageMaker does not
 set for a bring-your-own image: it is built here from ``resourceconfig.json`` (hosts in sorted order, this
@@ -13,22 +14,25 @@ import logging
 import os
 import socket
 import time
+from collections.abc import Sequence
 
+import numpy as np
 import tensorflow as tf
 
-from albert_ner.environment import TrainingEnvironment
 from albert_ner.errors import AlbertNerError
 
 log = logging.getLogger("albert_ner.cluster")
 
-# Worker i listens on WORKER_PORT + i, so that several workers can also share one machine (tests).
-WORKER_PORT = int(os.environ.get("ALBERT_NER_WORKER_PORT", "7777"))
 
 
-def choose_strategy(env: TrainingEnvironment) -> tf.distribute.Strategy:
-    """The strategy for this job; must run before TensorFlow initialises its devices."""
-    if len(env.hosts) > 1:
-        configure_multi_worker(env)
+def choose_strategy(hosts: Sequence[str], current_host: str, worker_port: int,
+                    network_interface_name: str | None = None) -> tf.distribute.Strategy:
+    """The strategy for this job; must run before TensorFlow initialises its devices.
+
+    The arguments are ``resourceconfig.json``'s (hosts sorted) and the first worker's port.
+    """
+    if len(hosts) > 1:
+        configure_multi_worker(hosts, current_host, worker_port, network_interface_name)
         return tf.distribute.MultiWorkerMirroredStrategy()
     devices = tf.config.list_logical_devices("GPU") or tf.config.list_logical_devices("CPU")
     if len(devices) > 1:
@@ -43,19 +47,20 @@ def strategy_name(strategy: tf.distribute.Strategy) -> str:
     return type(strategy).__name__.lstrip("_")
 
 
-def tf_config(env: TrainingEnvironment) -> dict:
-    """``TF_CONFIG`` for this host: every host as a worker, in ``resourceconfig.json``'s sorted order."""
-    workers = [f"{host}:{WORKER_PORT + index}" for index, host in enumerate(env.hosts)]
-    return {"cluster": {"worker": workers}, "task": {"type": "worker", "index": env.hosts.index(env.current_host)}}
+def tf_config(hosts: Sequence[str], current_host: str, worker_port: int) -> dict:
+    """``TF_CONFIG`` for this host: every host as a worker (host i on ``worker_port`` + i), in order."""
+    workers = [f"{host}:{worker_port + index}" for index, host in enumerate(hosts)]
+    return {"cluster": {"worker": workers}, "task": {"type": "worker", "index": list(hosts).index(current_host)}}
 
 
-def configure_multi_worker(env: TrainingEnvironment, attempts: int = 30, delay: float = 2.0) -> None:
-    for host in env.hosts:
+def configure_multi_worker(hosts: Sequence[str], current_host: str, worker_port: int,
+                           network_interface_name: str | None, attempts: int = 30, delay: float = 2.0) -> None:
+    for host in hosts:
         _resolve(host, attempts, delay)
-    config = tf_config(env)
+    config = tf_config(hosts, current_host, worker_port)
     os.environ["TF_CONFIG"] = json.dumps(config)
-    if env.network_interface_name:
-        os.environ.setdefault("NCCL_SOCKET_IFNAME", env.network_interface_name)
+    if network_interface_name:
+        os.environ.setdefault("NCCL_SOCKET_IFNAME", network_interface_name)
     log.info("multi-worker job: TF_CONFIG=%s NCCL_SOCKET_IFNAME=%s", os.environ["TF_CONFIG"],
              os.environ.get("NCCL_SOCKET_IFNAME", "(unset)"))
 
@@ -71,3 +76,17 @@ def _resolve(host: str, attempts: int, delay: float) -> None:
                                      f"attempts: {error}") from None
             log.info("host %s does not resolve yet (%s); retrying in %.0f s", host, error, delay)
             time.sleep(delay)
+
+
+def distribute_batch(strategy: tf.distribute.Strategy, *arrays: np.ndarray) -> tuple:
+    """Split one global batch across the replicas (rows), or pass it through with a single replica."""
+    if strategy.num_replicas_in_sync == 1:
+        return tuple(tf.constant(array) for array in arrays)
+    replicas = strategy.num_replicas_in_sync
+
+    def shard(context: tf.distribute.InputContext, array: np.ndarray):
+        part = np.array_split(array, replicas)[context.replica_id_in_sync_group]
+        return tf.constant(part)
+
+    return tuple(strategy.experimental_distribute_values_from_function(
+        lambda context, array=array: shard(context, array)) for array in arrays)

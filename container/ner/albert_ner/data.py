@@ -1,4 +1,4 @@
-"""Reading labelled sentences (CoNLL columns or JSON Lines) and cutting them into model-sized windows.
+"""Reading labelled sentences: CoNLL columns or JSON Lines, one file or a whole channel.
 
 Readers turn every input format into :class:`Sentence` objects holding tokens and entity spans, so the
 rest of the package never sees a tag scheme or a file format. Input is checked strictly: every problem is
@@ -8,15 +8,15 @@ job that silently drops or "fixes" data trains on something the user did not giv
 
 from __future__ import annotations
 
-import codecs
 import json
 import os
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from albert_ner.errors import DataError
+from albert_ner.files import PathLike, read_text
 from albert_ner.tag_schemes import (
     SCHEME_PREFIXES,
     SCHEMES,
@@ -27,10 +27,6 @@ from albert_ner.tag_schemes import (
     scheme_for_prefixes,
 )
 
-PathLike = str | os.PathLike[str]
-
-#: Cuts between windows go preferably right after one of these.
-SENTENCE_PUNCTUATION = frozenset("。！？；，.!?;,")
 _REPAIR_LOCATIONS_KEPT = 20
 
 
@@ -53,34 +49,6 @@ class ReadReport:
     repairs: int = 0  # entities whose tags were repaired (repair=True only)
     scheme: str = ""  # "bio", "bioes", "bmes", "jsonl", or several joined by "+" for a channel
     repair_locations: list[str] = field(default_factory=list)  # "path:line" of the first repairs
-
-
-@dataclass(frozen=True)
-class Window:
-    """A piece of a longer sentence; ``offset`` is where its first token sits in the sentence."""
-
-    offset: int
-    sentence: Sentence
-
-
-def read_text(path: PathLike) -> str:
-    """Decode a UTF-8 file (a leading BOM is dropped), naming the line and byte offset of any bad byte."""
-    try:
-        data = Path(path).read_bytes()
-    except OSError as error:
-        raise DataError(f"cannot read the file: {error.strerror}", path) from None
-    bom = len(codecs.BOM_UTF8) if data.startswith(codecs.BOM_UTF8) else 0
-    try:
-        return data[bom:].decode("utf-8")
-    except UnicodeDecodeError as error:
-        offset = bom + error.start
-        line_start = data.rfind(b"\n", 0, offset) + 1
-        raise DataError(
-            f"not UTF-8: byte 0x{data[offset]:02x} at byte offset {offset} (byte {offset - line_start + 1} "
-            f"of the line) is {error.reason}; convert the file to UTF-8 (e.g. iconv -f GBK -t UTF-8)",
-            path,
-            data.count(b"\n", 0, offset) + 1,
-        ) from None
 
 
 def _require_content(text: str, path: PathLike) -> None:
@@ -344,74 +312,3 @@ def read_channel(
         schemes.add(report.scheme)
     total.scheme = "+".join(sorted(schemes))
     return sentences, total
-
-
-def split_into_windows(sentence: Sentence, max_chars: int) -> list[Window]:
-    """Cut a sentence into consecutive windows of at most ``max_chars`` tokens, covering it exactly.
-
-    Each cut is the latest allowed boundary within ``max_chars`` of the window's start: preferably right
-    after sentence punctuation (。！？；， and .!?;,), otherwise any boundary outside an entity; only when the
-    whole stretch lies inside entities is an entity cut, and then it is clipped into both windows.
-    Nothing is dropped: :func:`merge_window_tags` puts per-window predictions back together.
-    """
-    if max_chars < 1:
-        raise ValueError(f"max_chars must be at least 1, got {max_chars}")
-    tokens = sentence.tokens
-    length = len(tokens)
-    if length <= max_chars:
-        return [Window(0, sentence)]
-    inside_entity = bytearray(length + 1)  # inside_entity[b]: boundary b (before token b) cuts an entity
-    for entity in sentence.entities:
-        inside_entity[entity.start + 1 : entity.end] = b"\x01" * (entity.end - entity.start - 1)
-
-    windows = []
-    start = 0
-    while length - start > max_chars:
-        limit = start + max_chars
-        fallback = None
-        cut = limit
-        for boundary in range(limit, start, -1):
-            if inside_entity[boundary]:
-                continue
-            if tokens[boundary - 1] in SENTENCE_PUNCTUATION:
-                cut = boundary
-                break
-            if fallback is None:
-                fallback = boundary
-        else:
-            cut = limit if fallback is None else fallback
-        windows.append(_window(sentence, start, cut))
-        start = cut
-    windows.append(_window(sentence, start, length))
-    return windows
-
-
-def _window(sentence: Sentence, start: int, end: int) -> Window:
-    entities = tuple(
-        Entity(max(e.start, start) - start, min(e.end, end) - start, e.type)
-        for e in sentence.entities
-        if e.start < end and e.end > start
-    )
-    return Window(start, Sentence(sentence.tokens[start:end], entities, sentence.source))
-
-
-def merge_window_tags(windows: Sequence[Window], window_tags: Sequence[Sequence[str]]) -> list[str]:
-    """One tag per token of the original sentence, from the tags predicted for each of its windows.
-
-    Windows do not overlap, so this is a checked concatenation: the windows must be those of one sentence,
-    in order, and each tag list as long as its window.
-    """
-    if len(windows) != len(window_tags):
-        raise ValueError(f"{len(windows)} windows but {len(window_tags)} tag sequences")
-    merged: list[str] = []
-    for window, tags in zip(windows, window_tags):
-        if window.offset != len(merged):
-            raise ValueError(
-                f"window at offset {window.offset} does not follow the previous one (expected {len(merged)})"
-            )
-        if len(tags) != len(window.sentence.tokens):
-            raise ValueError(
-                f"window at offset {window.offset} has {len(window.sentence.tokens)} tokens but {len(tags)} tags"
-            )
-        merged.extend(tags)
-    return merged

@@ -1,4 +1,4 @@
-"""Where a SageMaker training job keeps its inputs and outputs.
+"""Where a SageMaker job keeps its inputs and outputs, and the settings it is given through the environment.
 
 SageMaker mounts everything under ``/opt/ml``. Like the SageMaker training toolkit, ``SAGEMAKER_BASE_DIR``
 moves that root elsewhere so that tests and users can run ``train`` against any directory laid out like
@@ -8,6 +8,9 @@ toolkit's, so people who know it find their way here.
 The AWS framework containers (script mode) describe the same places through ``SM_MODEL_DIR``,
 ``SM_CHANNEL_<NAME>`` and ``SM_OUTPUT_DATA_DIR``; when those are set they win, so the same trainer runs as
 an ``entry_point`` on the prebuilt TensorFlow image.
+
+:class:`ServingSettings` is the same for ``serve``: the model directory, port, workers, timeout, batch
+mode and payload limit, read from the variables AWS's inference toolkit defines.
 """
 
 from __future__ import annotations
@@ -19,8 +22,29 @@ from pathlib import Path
 from typing import Mapping
 
 from albert_ner.errors import AlbertNerError
+from albert_ner.resources import MIB, available_cores, default_workers
 
 DEFAULT_BASE_DIR = "/opt/ml"
+#: Worker i of a multi-worker job listens on this port + i, so that several can share one machine (tests).
+DEFAULT_WORKER_PORT = 7777
+
+
+def base_dir(environ: Mapping[str, str]) -> Path:
+    """The ``/opt/ml`` root, moved by ``SAGEMAKER_BASE_DIR``."""
+    return Path(environ.get("SAGEMAKER_BASE_DIR", DEFAULT_BASE_DIR))
+
+
+def output_data_dir(environ: Mapping[str, str]) -> Path:
+    """``output/data`` (packed into output.tar.gz), or ``SM_OUTPUT_DATA_DIR`` in script mode."""
+    return Path(environ.get("SM_OUTPUT_DATA_DIR", str(base_dir(environ) / "output" / "data")))
+
+
+def failure_path(environ: Mapping[str, str]) -> Path:
+    """SageMaker shows the first 1,024 characters of this file as the job's FailureReason.
+
+    It depends on no configuration file, so that a job whose configuration cannot be read still says why.
+    """
+    return base_dir(environ) / "output" / "failure"
 
 
 @dataclass(frozen=True)
@@ -34,6 +58,7 @@ class TrainingEnvironment:
     current_host: str = "algo-1"
     hosts: tuple[str, ...] = ("algo-1",)
     network_interface_name: str | None = None
+    worker_port: int = DEFAULT_WORKER_PORT
     environ: Mapping[str, str] = field(default_factory=dict, repr=False)
 
     @property
@@ -50,8 +75,7 @@ class TrainingEnvironment:
 
     @property
     def failure_path(self) -> Path:
-        """SageMaker shows the first 1,024 characters of this file as the job's FailureReason."""
-        return self.output_dir / "failure"
+        return failure_path(self.environ)
 
     @property
     def checkpoint_dir(self) -> Path:
@@ -82,8 +106,8 @@ class TrainingEnvironment:
     @classmethod
     def from_environ(cls, environ: Mapping[str, str] | None = None) -> "TrainingEnvironment":
         environ = dict(os.environ if environ is None else environ)
-        base_dir = Path(environ.get("SAGEMAKER_BASE_DIR", DEFAULT_BASE_DIR))
-        input_dir = base_dir / "input"
+        root = base_dir(environ)
+        input_dir = root / "input"
         channels = _channels_from_disk(input_dir / "data")
         for key, value in environ.items():
             if key.startswith("SM_CHANNEL_") and key != "SM_CHANNELS":
@@ -96,15 +120,88 @@ class TrainingEnvironment:
                 f"resourceconfig.json: current_host {current_host!r} is not among hosts {list(hosts)}"
             )
         return cls(
-            base_dir=base_dir,
-            model_dir=Path(environ.get("SM_MODEL_DIR", str(base_dir / "model"))),
-            output_data_dir=Path(environ.get("SM_OUTPUT_DATA_DIR", str(base_dir / "output" / "data"))),
+            base_dir=root,
+            model_dir=Path(environ.get("SM_MODEL_DIR", str(root / "model"))),
+            output_data_dir=output_data_dir(environ),
             channel_input_dirs=channels,
             current_host=current_host,
             hosts=hosts,
             network_interface_name=resources.get("network_interface_name"),
+            worker_port=_port(environ, "ALBERT_NER_WORKER_PORT", DEFAULT_WORKER_PORT),
             environ=environ,
         )
+
+
+@dataclass(frozen=True)
+class ServingSettings:
+    """Everything the server's size and limits depend on, read from the environment and the machine."""
+
+    model_dir: Path
+    host: str
+    port: int
+    workers: int
+    threads: int
+    intra_op_threads: int
+    timeout: int
+    batch_mode: bool
+    max_payload_mb: int
+    max_batch_size: int
+    max_batch_delay: float  # seconds
+
+    @property
+    def max_payload_bytes(self) -> int:
+        return self.max_payload_mb * MIB
+
+    @property
+    def max_concurrent_transforms(self) -> int:
+        """Concurrent batch-transform requests worth sending: one per core (they are batched together)."""
+        return max(1, self.workers * self.intra_op_threads)
+
+    @classmethod
+    def from_environ(cls, environ: Mapping[str, str] | None = None) -> "ServingSettings":
+        environ = os.environ if environ is None else environ
+        model_dir = Path(environ.get("SM_MODEL_DIR") or base_dir(environ) / "model")
+        cores = available_cores()
+        workers = _int(environ, "SAGEMAKER_MODEL_SERVER_WORKERS", 0) or default_workers(cores, model_dir)
+        batch_mode = environ.get("SAGEMAKER_BATCH", "").strip().lower() == "true"
+        return cls(
+            model_dir=model_dir,
+            host=environ.get("ALBERT_NER_BIND_HOST", "0.0.0.0"),
+            port=_int(environ, "SAGEMAKER_BIND_TO_PORT", 8080),
+            workers=workers,
+            # Request threads mostly wait on the batcher; enough of them keep /ping answering under load.
+            threads=max(16, 4 * cores // workers),
+            intra_op_threads=max(1, cores // workers),
+            timeout=_int(environ, "SAGEMAKER_MODEL_SERVER_TIMEOUT", 120),
+            batch_mode=batch_mode,
+            max_payload_mb=_int(environ, "SAGEMAKER_MAX_PAYLOAD_IN_MB", 6) if batch_mode else 6,
+            max_batch_size=_int(environ, "SAGEMAKER_MAX_BATCH_SIZE", 64),
+            max_batch_delay=_int(environ, "SAGEMAKER_MAX_BATCH_DELAY_MS", 5) / 1000,
+        )
+
+
+def _int(environ: Mapping[str, str], key: str, default: int) -> int:
+    value = environ.get(key, "").strip()
+    if not value:
+        return default
+    try:
+        number = int(value)
+    except ValueError:
+        raise ValueError(f"{key}={value!r}: expected a whole number") from None
+    if number < 0:
+        raise ValueError(f"{key}={value!r}: expected a number >= 0")
+    return number
+
+
+
+
+def _port(environ: Mapping[str, str], key: str, default: int) -> int:
+    value = environ.get(key, "").strip()
+    if not value:
+        return default
+    if not value.isdigit() or not 0 < int(value) < 65536:
+        raise AlbertNerError(f"environment variable {key}={value!r}: expected a TCP port number (1-65535)")
+    return int(value)
 
 
 def _channels_from_disk(data_dir: Path) -> dict[str, Path]:

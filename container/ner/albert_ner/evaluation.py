@@ -16,6 +16,7 @@ from seqeval.metrics import classification_report
 from seqeval.scheme import IOBES
 from sklearn.metrics import f1_score
 
+from albert_ner.data import Sentence
 from albert_ner.files import write_text_atomically
 from albert_ner.tag_schemes import Entity, entities_to_tags
 
@@ -70,15 +71,15 @@ class EvaluationReport:
         return "\n".join(lines)
 
 
-def evaluate_entities(lengths: Sequence[int], gold: Sequence[Sequence[Entity]],
-                      predicted: Sequence[Sequence[Entity]]) -> EvaluationReport:
-    """Score predicted against gold entities, sentence by sentence, over the sentences' full lengths."""
-    if not (len(lengths) == len(gold) == len(predicted)):
-        raise ValueError(f"lengths, gold and predicted differ in size: {len(lengths)}, {len(gold)}, "
-                         f"{len(predicted)}")
-    gold_tags = [entities_to_tags(length, entities, "bioes") for length, entities in zip(lengths, gold)]
+def evaluate(sentences: Sequence[Sentence], predicted: Sequence[Sequence[Entity]]) -> EvaluationReport:
+    """Score entities predicted for ``sentences`` against their gold entities, over whole sentences."""
+    if len(sentences) != len(predicted):
+        raise ValueError(f"{len(sentences)} sentences but {len(predicted)} predictions")
+    lengths = [len(sentence.tokens) for sentence in sentences]
+    gold = [sentence.entities for sentence in sentences]
+    gold_tags = [entities_to_tags(length, entities, "bioes") for length, entities in zip(lengths, gold, strict=True)]
     predicted_tags = [entities_to_tags(length, entities, "bioes")
-                      for length, entities in zip(lengths, predicted)]
+                      for length, entities in zip(lengths, predicted, strict=True)]
     report = classification_report(gold_tags, predicted_tags, mode="strict", scheme=IOBES,
                                    output_dict=True, zero_division=0)
 

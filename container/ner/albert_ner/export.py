@@ -10,7 +10,7 @@ same rules, so the two give the same answer:
 - each code point maps to its vocabulary id through a table of all 0x110000 code points built from
   :meth:`CharTokenizer.normalize` at export time (case, full width, accents, whitespace and control
   characters included; anything else is ``[UNK]``);
-- texts longer than the window are cut as :func:`albert_ner.data.split_into_windows` cuts a sentence
+- texts longer than the window are cut as :func:`albert_ner.windows.split_into_windows` cuts a sentence
   without entities (the latest boundary within the window right after 。！？；，.!?;, else at the window
   length), tagged window by window and put back together;
 - the tagger adds ``[CLS]``/``[SEP]`` itself and decodes with its CRF (Viterbi) or softmax;
@@ -34,16 +34,16 @@ the longest one.
 
 from __future__ import annotations
 
-import shutil
 import sys
 from pathlib import Path
 
 import numpy as np
 import tensorflow as tf
 
-from albert_ner.data import SENTENCE_PUNCTUATION
+from albert_ner.files import replacing
 from albert_ner.prediction import Predictor
 from albert_ner.tag_schemes import parse_tag
+from albert_ner.windows import SENTENCE_PUNCTUATION
 
 SAVED_MODEL_VERSION = "1"
 SIGNATURE_NAME = "serving_default"
@@ -183,12 +183,9 @@ def export_saved_model(predictor: Predictor, model_dir: Path) -> Path:
     """
     model_dir = Path(model_dir)
     target = model_dir / SAVED_MODEL_VERSION
-    partial = model_dir / f".partial.{SAVED_MODEL_VERSION}"
-    shutil.rmtree(partial, ignore_errors=True)
     module = TextTagger(predictor)
-    tf.saved_model.save(module, str(partial), signatures={SIGNATURE_NAME: module.serve})
-    shutil.rmtree(target, ignore_errors=True)
-    partial.rename(target)
+    with replacing(target) as partial:
+        tf.saved_model.save(module, str(partial), signatures={SIGNATURE_NAME: module.serve})
     return target
 
 

@@ -21,8 +21,8 @@ from dataclasses import dataclass, field
 from typing import Any, Mapping
 
 from albert_ner.errors import HyperparameterError
+from albert_ner.modeling.albert import ENCODER_SIZES
 
-ENCODER_SIZES = ("tiny", "small", "base", "large")
 TAG_SCHEMES = ("bio", "bioes", "bmes")
 PRECISIONS = ("auto", "float32", "float16", "bfloat16")
 
@@ -43,7 +43,7 @@ class Hyperparameters:
     max_seq_length: int = _hp(128, "Window length in tokens, [CLS] and [SEP] included; longer sentences are "
                               "split into windows, never truncated.", minimum=8, maximum=512)
     encoder_size: str = _hp("tiny", "ALBERT size built from scratch when no pretrained weights are given.",
-                            choices=ENCODER_SIZES)
+                            choices=tuple(ENCODER_SIZES))
     num_hidden_layers: int | None = _hp(None, "Override the number of encoder layers of a from-scratch "
                                         "encoder (null: the size's own).", minimum=1, maximum=48)
     pretrained_dir: str | None = _hp(None, "A pretrained ALBERT directory inside the image, used when no "

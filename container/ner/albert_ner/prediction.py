@@ -7,22 +7,21 @@ tags put back together, so every input character gets exactly one tag and nothin
 
 from __future__ import annotations
 
-import itertools
 import json
 import os
-import sys
 from pathlib import Path
-from typing import Iterable, Iterator, Sequence, TextIO
+from collections.abc import Sequence
 
 import numpy as np
 import tensorflow as tf
 
-from albert_ner.data import Sentence, merge_window_tags, split_into_windows
-from albert_ner.errors import DataError
-from albert_ner.files import write_text_atomically
+from albert_ner.batching import pad_batch
+from albert_ner.data import Sentence
+from albert_ner.files import replacing, write_text_atomically
 from albert_ner.modeling.tagger import AlbertTagger
 from albert_ner.tag_schemes import Entity, LabelMap, tags_to_entities
 from albert_ner.tokenization import CharTokenizer, Vocab
+from albert_ner.windows import merge_window_tags, split_into_windows
 
 WEIGHTS_FILE = "model.weights.h5"
 CONFIG_FILE = "model_config.json"
@@ -84,9 +83,8 @@ class Predictor:
     def save(self, model_dir: Path) -> None:
         """Write weights, config, label map and vocab: everything needed to predict or fine-tune again."""
         model_dir.mkdir(parents=True, exist_ok=True)
-        partial = model_dir / f".partial.{WEIGHTS_FILE}"
-        self.model.save_weights(partial)
-        os.replace(partial, model_dir / WEIGHTS_FILE)
+        with replacing(model_dir / WEIGHTS_FILE) as partial:
+            self.model.save_weights(partial)
         config = {"tagger": self.model.get_config(), "max_seq_length": self.max_seq_length,
                   "lower_case": self.tokenizer.lower_case}
         write_text_atomically(model_dir / CONFIG_FILE, json.dumps(config, ensure_ascii=False) + "\n")
@@ -111,67 +109,7 @@ def build_model(model: AlbertTagger, pad_id: int) -> None:
     model(tf.fill([1, 1], pad_id), tf.ones([1], tf.int32), training=False)
 
 
-def pad_batch(sequences: Iterable[np.ndarray], pad_value: int) -> tuple[np.ndarray, np.ndarray]:
-    """Right-pad 1-D int arrays to a ``[batch, longest]`` int32 matrix; also return the lengths."""
-    sequences = list(sequences)
-    lengths = np.array([len(sequence) for sequence in sequences], dtype=np.int32)
-    padded = np.full((len(sequences), int(lengths.max(initial=0))), pad_value, dtype=np.int32)
-    for row, sequence in enumerate(sequences):
-        padded[row, :len(sequence)] = sequence
-    return padded, lengths
-
-
 def entity_records(tokens: Sequence[str], entities: Sequence[Entity]) -> list[dict]:
     """Entities as the JSON objects users get: type, start, end (exclusive, character offsets), text."""
     return [{"type": entity.type, "start": entity.start, "end": entity.end,
              "text": "".join(tokens[entity.start:entity.end])} for entity in entities]
-
-
-def read_texts(path: Path) -> Iterator[str]:
-    """Sentences from a text file (one per line) or JSON Lines (a string or ``{"text": ...}`` per line)."""
-    with open(path, encoding="utf-8", newline="") as stream:
-        try:
-            for number, line in enumerate(stream, start=1):
-                line = line.rstrip("\r\n")
-                if line.lstrip().startswith(("{", '"')):
-                    yield _text_of_json_line(line, path, number)
-                else:
-                    yield line
-        except UnicodeDecodeError as error:
-            raise DataError(f"not UTF-8 ({error.reason} at byte {error.start} of the line)", path,
-                            number + 1) from None
-
-
-def _text_of_json_line(line: str, path: Path, number: int) -> str:
-    try:
-        value = json.loads(line)
-    except json.JSONDecodeError as error:
-        raise DataError(f"invalid JSON at column {error.colno}: {error.msg}", path, number) from None
-    if isinstance(value, dict):
-        value = value.get("text")
-    if not isinstance(value, str):
-        raise DataError('expected a JSON string or an object with a "text" string', path, number)
-    return value
-
-
-def stream_predictions(predictor: Predictor, source: Iterable[str] | Path, output: TextIO,
-                       chunk_size: int = 2048) -> int:
-    """Tag texts as they are read and write one JSON line per text, in order; returns the count."""
-    texts = read_texts(source) if isinstance(source, Path) else iter(source)
-    progress = None
-    if sys.stderr.isatty():
-        from tqdm import tqdm
-
-        progress = tqdm(unit="sentence", dynamic_ncols=True)
-    count = 0
-    while chunk := list(itertools.islice(texts, chunk_size)):
-        for text, entities in zip(chunk, predictor.predict_entities([list(text) for text in chunk])):
-            output.write(json.dumps({"text": text, "entities": entity_records(text, entities)},
-                                    ensure_ascii=False) + "\n")
-        output.flush()
-        count += len(chunk)
-        if progress is not None:
-            progress.update(len(chunk))
-    if progress is not None:
-        progress.close()
-    return count

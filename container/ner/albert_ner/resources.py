@@ -1,15 +1,22 @@
-"""What the job runs on and how fast it goes: devices, memory, throughput for the progress lines."""
+"""What the machine offers and how fast the job goes: cores, memory, devices, throughput for the log.
+
+TensorFlow is imported only inside the functions that ask it about devices: the serving settings size the
+server from the cores and memory in gunicorn's master, which must never initialise TensorFlow.
+"""
 
 from __future__ import annotations
 
+import os
 import resource
-import time
+from pathlib import Path
 
-import tensorflow as tf
+MIB = 1024 * 1024
 
 
 def describe_devices() -> str:
     """The devices TensorFlow sees, with GPU names, e.g. ``CPU, GPU:0 NVIDIA H100 80GB HBM3``."""
+    import tensorflow as tf
+
     parts = ["CPU"]
     for index, gpu in enumerate(tf.config.list_physical_devices("GPU")):
         name = tf.config.experimental.get_device_details(gpu).get("device_name", "GPU")
@@ -34,31 +41,91 @@ def host_memory_mib() -> tuple[float, float]:
 
 def gpu_memory_mib() -> list[float]:
     """Peak memory TensorFlow has allocated on each GPU, in MiB (empty without GPUs)."""
+    import tensorflow as tf
+
     peaks = []
     for index, _ in enumerate(tf.config.list_physical_devices("GPU")):
         peaks.append(tf.config.experimental.get_memory_info(f"GPU:{index}")["peak"] / 2**20)
     return peaks
 
 
+def available_cores() -> int:
+    """CPUs this process may use: its affinity set, capped by a cgroup v2 CPU quota when there is one."""
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    try:
+        quota, period = Path("/sys/fs/cgroup/cpu.max").read_text().split()
+        if quota != "max":
+            cores = min(cores, max(1, int(int(quota) / int(period))))
+    except (OSError, ValueError):
+        pass
+    return max(1, cores)
+
+
+def available_memory_bytes() -> int:
+    """Memory this container may still use: MemAvailable, capped by a cgroup v2 limit."""
+    available = 0
+    try:
+        for line in Path("/proc/meminfo").read_text().splitlines():
+            if line.startswith("MemAvailable:"):
+                available = int(line.split()[1]) * 1024
+    except (OSError, ValueError):
+        pass
+    try:
+        limit = Path("/sys/fs/cgroup/memory.max").read_text().strip()
+        if limit != "max":
+            used = int(Path("/sys/fs/cgroup/memory.current").read_text())
+            available = min(available or 2**62, int(limit) - used)
+    except (OSError, ValueError):
+        pass
+    return available or 2**30
+
+
+def default_workers(cores: int, model_dir: Path) -> int:
+    """One worker per 4 cores (each runs the model on several cores; its batches are what scale), as
+    many as memory holds: a worker needs the TensorFlow runtime (~600 MiB) plus a few copies of the
+    weights."""
+    weights = model_dir / "model.weights.h5"
+    per_worker = 600 * MIB + 3 * (weights.stat().st_size if weights.exists() else 50 * MIB)
+    by_memory = max(1, available_memory_bytes() // per_worker)
+    return max(1, min(cores // 4, by_memory))
+
+
 class ThroughputMeter:
-    """Sentences and characters per second since the last report."""
+    """Training throughput since the last report, and where the steps' time went.
+
+    Only time the loop attributes counts: host time building batches (``data``) and time in the step
+    (``step``: dispatching it, plus waiting for the device when the losses are read at a log step).
+    Evaluations and checkpoints between two reports therefore do not lower ``sentences_per_sec``.
+    """
 
     def __init__(self) -> None:
-        self._since = time.monotonic()
-        self._sentences = 0
-        self._characters = 0
+        self._reset()
 
-    def add(self, sentences: int, characters: int) -> None:
+    def _reset(self) -> None:
+        self._steps, self._sentences, self._characters = 0, 0, 0
+        self._data_seconds, self._step_seconds = 0.0, 0.0
+
+    def add(self, sentences: int, characters: int, data_seconds: float, step_seconds: float) -> None:
+        """One training step over ``sentences`` holding ``characters``, and the time it took."""
+        self._steps += 1
         self._sentences += sentences
         self._characters += characters
+        self._data_seconds += data_seconds
+        self._step_seconds += step_seconds
+
+    def add_wait(self, seconds: float) -> None:
+        """Time spent waiting for steps already counted (the device finishing them)."""
+        self._step_seconds += seconds
 
     def report(self) -> str:
-        elapsed = max(time.monotonic() - self._since, 1e-9)
+        elapsed = max(self._data_seconds + self._step_seconds, 1e-9)
+        steps = max(self._steps, 1)
         current, peak = host_memory_mib()
         text = (f"sentences_per_sec={self._sentences / elapsed:.1f} chars_per_sec={self._characters / elapsed:.0f} "
+                f"data_ms={1000 * self._data_seconds / steps:.1f} step_ms={1000 * self._step_seconds / steps:.1f} "
                 f"host_mem_mib={current:.0f} host_peak_mib={peak:.0f}")
         gpus = gpu_memory_mib()
         if gpus:
             text += " gpu_peak_mib=" + ",".join(f"{value:.0f}" for value in gpus)
-        self._since, self._sentences, self._characters = time.monotonic(), 0, 0
+        self._reset()
         return text

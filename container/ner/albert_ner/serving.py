@@ -22,7 +22,7 @@ Output (``Accept``): ``application/json`` or ``application/jsonlines`` (one ``{"
 per input text, in order). Without an ``Accept`` (or with ``*/*``) JSON input gets JSON and line input
 gets JSON Lines. An entity is ``{"type", "start", "end", "text"}``, character offsets, end exclusive.
 
-Environment: ``SAGEMAKER_BIND_TO_PORT`` (8080), ``SM_MODEL_DIR`` or ``SAGEMAKER_BASE_DIR``/model
+Environment (read by :class:`~albert_ner.environment.ServingSettings`): ``SAGEMAKER_BIND_TO_PORT`` (8080), ``SM_MODEL_DIR`` or ``SAGEMAKER_BASE_DIR``/model
 (/opt/ml/model), ``SAGEMAKER_MODEL_SERVER_WORKERS`` and ``SAGEMAKER_MODEL_SERVER_TIMEOUT`` (as in AWS's
 inference toolkit), ``SAGEMAKER_BATCH`` + ``SAGEMAKER_MAX_PAYLOAD_IN_MB`` (body limit in batch transform;
 6 MB otherwise), ``SAGEMAKER_MAX_BATCH_SIZE`` (texts per model batch, 64) and
@@ -33,128 +33,23 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import sys
 import threading
 import time
 from concurrent.futures import Future
-from dataclasses import dataclass
-from pathlib import Path
-from typing import Any, Callable, Iterable, Mapping, Sequence
+from typing import Any, Callable, Iterable, Sequence
+
+from albert_ner.environment import ServingSettings
+from albert_ner.resources import MIB
 
 log = logging.getLogger("albert_ner.serving")
 
-MIB = 1024 * 1024
 JSON = "application/json"
 JSON_LINES = "application/jsonlines"
 TEXT = "text/plain"
 _JSON_LINES_ALIASES = {JSON_LINES, "application/x-jsonlines", "application/jsonl", "application/x-ndjson"}
 SUPPORTED_CONTENT_TYPES = (JSON, JSON_LINES, TEXT)
 SUPPORTED_ACCEPT = (JSON, JSON_LINES)
-
-
-# ------------------------------------------------------------------------------------------- settings
-@dataclass(frozen=True)
-class ServingSettings:
-    """Everything the server's size and limits depend on, read from the environment and the machine."""
-
-    model_dir: Path
-    host: str
-    port: int
-    workers: int
-    threads: int
-    intra_op_threads: int
-    timeout: int
-    batch_mode: bool
-    max_payload_mb: int
-    max_batch_size: int
-    max_batch_delay: float  # seconds
-
-    @property
-    def max_payload_bytes(self) -> int:
-        return self.max_payload_mb * MIB
-
-    @property
-    def max_concurrent_transforms(self) -> int:
-        """Concurrent batch-transform requests worth sending: one per core (they are batched together)."""
-        return max(1, self.workers * self.intra_op_threads)
-
-    @classmethod
-    def from_environ(cls, environ: Mapping[str, str] | None = None) -> "ServingSettings":
-        environ = os.environ if environ is None else environ
-        model_dir = Path(environ.get("SM_MODEL_DIR")
-                         or Path(environ.get("SAGEMAKER_BASE_DIR", "/opt/ml")) / "model")
-        cores = available_cores()
-        workers = _int(environ, "SAGEMAKER_MODEL_SERVER_WORKERS", 0) or default_workers(cores, model_dir)
-        batch_mode = environ.get("SAGEMAKER_BATCH", "").strip().lower() == "true"
-        return cls(
-            model_dir=model_dir,
-            host=environ.get("ALBERT_NER_BIND_HOST", "0.0.0.0"),
-            port=_int(environ, "SAGEMAKER_BIND_TO_PORT", 8080),
-            workers=workers,
-            # Request threads mostly wait on the batcher; enough of them keep /ping answering under load.
-            threads=max(16, 4 * cores // workers),
-            intra_op_threads=max(1, cores // workers),
-            timeout=_int(environ, "SAGEMAKER_MODEL_SERVER_TIMEOUT", 120),
-            batch_mode=batch_mode,
-            max_payload_mb=_int(environ, "SAGEMAKER_MAX_PAYLOAD_IN_MB", 6) if batch_mode else 6,
-            max_batch_size=_int(environ, "SAGEMAKER_MAX_BATCH_SIZE", 64),
-            max_batch_delay=_int(environ, "SAGEMAKER_MAX_BATCH_DELAY_MS", 5) / 1000,
-        )
-
-
-def _int(environ: Mapping[str, str], key: str, default: int) -> int:
-    value = environ.get(key, "").strip()
-    if not value:
-        return default
-    try:
-        number = int(value)
-    except ValueError:
-        raise ValueError(f"{key}={value!r}: expected a whole number") from None
-    if number < 0:
-        raise ValueError(f"{key}={value!r}: expected a number >= 0")
-    return number
-
-
-def available_cores() -> int:
-    """CPUs this process may use: its affinity set, capped by a cgroup v2 CPU quota when there is one."""
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
-    try:
-        quota, period = Path("/sys/fs/cgroup/cpu.max").read_text().split()
-        if quota != "max":
-            cores = min(cores, max(1, int(int(quota) / int(period))))
-    except (OSError, ValueError):
-        pass
-    return max(1, cores)
-
-
-def available_memory_bytes() -> int:
-    """Memory this container may still use: MemAvailable, capped by a cgroup v2 limit."""
-    available = 0
-    try:
-        for line in Path("/proc/meminfo").read_text().splitlines():
-            if line.startswith("MemAvailable:"):
-                available = int(line.split()[1]) * 1024
-    except (OSError, ValueError):
-        pass
-    try:
-        limit = Path("/sys/fs/cgroup/memory.max").read_text().strip()
-        if limit != "max":
-            used = int(Path("/sys/fs/cgroup/memory.current").read_text())
-            available = min(available or 2**62, int(limit) - used)
-    except (OSError, ValueError):
-        pass
-    return available or 2**30
-
-
-def default_workers(cores: int, model_dir: Path) -> int:
-    """One worker per 4 cores (each runs the model on several cores; its batches are what scale), as
-    many as memory holds: a worker needs the TensorFlow runtime (~600 MiB) plus a few copies of the
-    weights."""
-    weights = model_dir / "model.weights.h5"
-    per_worker = 600 * MIB + 3 * (weights.stat().st_size if weights.exists() else 50 * MIB)
-    by_memory = max(1, available_memory_bytes() // per_worker)
-    return max(1, min(cores // 4, by_memory))
 
 
 # ------------------------------------------------------------------------------------------ batching

@@ -17,8 +17,8 @@ from pathlib import Path
 
 import numpy as np
 
-from albert_ner.data import PathLike, Sentence, read_text
 from albert_ner.errors import DataError
+from albert_ner.files import PathLike, read_text, write_text_atomically
 
 SPECIAL_TOKENS = ("[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]")
 #: Stands for whitespace and control characters; albert_zh/BERT-zh vocabularies have it unused.
@@ -64,12 +64,12 @@ class Vocab:
             raise DataError(str(error), path) from None
 
     def save(self, path: PathLike) -> None:
-        Path(path).write_text("".join(token + "\n" for token in self.tokens), encoding="utf-8")
+        write_text_atomically(Path(path), "".join(token + "\n" for token in self.tokens))
 
     @classmethod
     def build(
         cls,
-        sentences: Iterable[Sentence | Sequence[str]],
+        token_sequences: Iterable[Sequence[str]],
         min_count: int = 1,
         max_size: int | None = None,
         lower_case: bool = True,
@@ -85,8 +85,8 @@ class Vocab:
         if max_size is not None and max_size < len(reserved):
             raise ValueError(f"max_size {max_size} leaves no room for the {len(reserved)} reserved tokens")
         raw_counts: Counter[str] = Counter()
-        for sentence in sentences:
-            raw_counts.update(sentence.tokens if isinstance(sentence, Sentence) else sentence)
+        for tokens in token_sequences:
+            raw_counts.update(tokens)
         counts: Counter[str] = Counter()
         for token, count in raw_counts.items():
             counts[normalize_token(token, lower_case)] += count

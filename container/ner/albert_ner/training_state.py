@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import logging
 import os
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Sequence
@@ -25,6 +26,7 @@ import numpy as np
 import tensorflow as tf
 
 from albert_ner.errors import CheckpointError
+from albert_ner.files import replacing
 
 log = logging.getLogger("albert_ner.training_state")
 
@@ -95,19 +97,18 @@ class TrainingState:
     def save(self, progress: Progress) -> str:
         self._counters.assign([progress.epoch, progress.next_batch, progress.step, progress.evaluations_since_best])
         self._best_f1.assign(progress.best_f1)
+        started = time.perf_counter()
         path = self._manager.save(checkpoint_number=progress.step)
-        log.info("saved checkpoint %s (epoch %d, batch %d, step %d)", path, progress.epoch, progress.next_batch,
-                 progress.step)
+        log.info("saved checkpoint %s (epoch %d, batch %d, step %d) checkpoint_s=%.2f", path, progress.epoch,
+                 progress.next_batch, progress.step, time.perf_counter() - started)
         return path
 
     def save_best_weights(self, weights: list[np.ndarray]) -> None:
         if not self.writer:
             return
         self.directory.mkdir(parents=True, exist_ok=True)
-        partial = self.directory / f".partial.{BEST_WEIGHTS_FILE}"
-        with open(partial, "wb") as stream:
+        with replacing(self.directory / BEST_WEIGHTS_FILE) as partial, open(partial, "wb") as stream:
             np.savez(stream, *weights)
-        os.replace(partial, self.directory / BEST_WEIGHTS_FILE)
 
     def load_best_weights(self) -> list[np.ndarray] | None:
         path = self.directory / BEST_WEIGHTS_FILE

@@ -183,11 +183,31 @@ class AlbertConfig:
             raise CheckpointError(f"{path}: {error}") from error
 
 
-# brightmart albert_tiny_zh, the smallest pretrained Chinese ALBERT (vocab.txt of 21,128 tokens).
-ALBERT_TINY = AlbertConfig(
-    vocab_size=21128, embedding_size=128, hidden_size=312, num_hidden_layers=4, num_attention_heads=12,
-    intermediate_size=1248, family="brightmart",
-)
+#: brightmart albert_zh sizes: hidden, layers, attention heads, feed-forward (intermediate) size.
+ENCODER_SIZES = {
+    "tiny": (312, 4, 12, 1248),
+    "small": (384, 6, 12, 1536),
+    "base": (768, 12, 12, 3072),
+    "large": (1024, 24, 16, 4096),
+}
+
+
+def sized_config(size: str, vocab_size: int = 21128, num_hidden_layers: int | None = None) -> AlbertConfig:
+    """The brightmart-layout config of an albert_zh size, for an encoder trained from scratch.
+
+    ``vocab_size`` defaults to albert_zh's ``vocab.txt`` (21,128 tokens); ``num_hidden_layers`` overrides
+    how many times the shared block is applied (the parameters stay those of the size).
+    """
+    if size not in ENCODER_SIZES:
+        raise CheckpointError(f"encoder size {size!r} is not one of {list(ENCODER_SIZES)}")
+    hidden, layers, heads, intermediate = ENCODER_SIZES[size]
+    return AlbertConfig(vocab_size=vocab_size, embedding_size=128, hidden_size=hidden,
+                        num_hidden_layers=num_hidden_layers or layers, num_attention_heads=heads,
+                        intermediate_size=intermediate, family="brightmart")
+
+
+#: brightmart albert_tiny_zh, the smallest pretrained Chinese ALBERT.
+ALBERT_TINY = sized_config("tiny")
 
 
 def _initializer(config: AlbertConfig) -> keras.initializers.Initializer:

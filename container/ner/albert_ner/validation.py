@@ -1,0 +1,62 @@
+"""Evaluation during training: the validation score at each evaluation, the best weights so far, and the
+count of evaluations without improvement that early stopping reads.
+
+With ``ema_momentum`` the optimizers keep moving averages of the weights; they are what is scored and
+kept (the final model is the best averaged weights), while the optimizer steps go on with the raw ones.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Sequence
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from albert_ner.data import Sentence
+from albert_ner.evaluation import evaluate
+from albert_ner.optimization import averaged_weights
+from albert_ner.prediction import Predictor
+from albert_ner.training_state import Progress, TrainingState
+
+log = logging.getLogger("albert_ner.training")
+
+
+class Validation:
+    """Evaluation during training: scores the weights (their moving averages, with ``ema_momentum``) on the
+    validation sentences, keeps the best ones so far, and counts evaluations without improvement."""
+
+    def __init__(self, predictor: Predictor, sentences: Sequence[Sentence],
+                 optimizers: tuple[keras.optimizers.Optimizer, keras.optimizers.Optimizer], state: TrainingState,
+                 tensorboard: tf.summary.SummaryWriter, patience: int | None,
+                 best_weights: list[np.ndarray] | None):
+        self.predictor, self.sentences, self.optimizers = predictor, sentences, optimizers
+        self.state, self.tensorboard, self.patience = state, tensorboard, patience
+        self.best_weights = best_weights
+
+    def run(self, progress: Progress) -> bool:
+        """Evaluate now, updating ``progress``'s early-stopping state; return whether to stop early."""
+        started = time.perf_counter()
+        model = self.predictor.model
+        with averaged_weights(model, *self.optimizers):
+            report = evaluate(self.sentences, self.predictor.predict_entities([sentence.tokens for sentence in self.sentences]))
+            improved = report.f1 > progress.best_f1
+            if improved:
+                self.best_weights = model.get_weights()
+        log.info("epoch=%d step=%d val_precision=%.4f val_recall=%.4f val_f1=%.4f eval_s=%.1f", progress.epoch,
+                 progress.step, report.micro.precision, report.micro.recall, report.f1,
+                 time.perf_counter() - started)
+        with self.tensorboard.as_default(step=progress.step):
+            tf.summary.scalar("val_f1", report.f1)
+        if improved:
+            progress.best_f1, progress.evaluations_since_best = report.f1, 0
+            self.state.save_best_weights(self.best_weights)
+            return False
+        progress.evaluations_since_best += 1
+        if self.patience and progress.evaluations_since_best >= self.patience:
+            log.info("early stopping: no better validation F1 in %d evaluations (best %.4f)",
+                     progress.evaluations_since_best, progress.best_f1)
+            return True
+        return False
