@@ -34,10 +34,9 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "container" / "ner"))
 
+from albert_ner.modeling.albert import ALBERT_TINY  # noqa: E402
 from hugging_face import albert_for_token_classification  # noqa: E402
 from tiny_model import msra_texts, random_tiny_model  # noqa: E402
-
-from albert_ner.modeling.albert import ALBERT_TINY  # noqa: E402
 
 
 def timed(run, texts: list[str]) -> float:

@@ -35,8 +35,9 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -75,11 +76,11 @@ class Corpus:
 
 def load_corpus(max_sentences: int | None = None, path: Path = MSRA_TRAIN) -> Corpus:
     """Read MSRA training data, cut it into windows and encode it, as ``train()`` does from scratch."""
+    from albert_ner.batching import EncodedExamples
     from albert_ner.data import read_conll
-    from albert_ner.windows import split_into_windows
     from albert_ner.tag_schemes import LabelMap
     from albert_ner.tokenization import CharTokenizer, Vocab
-    from albert_ner.batching import EncodedExamples
+    from albert_ner.windows import split_into_windows
 
     if not path.exists():
         raise SystemExit(f"{path} is missing: run `python data/fetch_msra.py` first")
@@ -325,9 +326,11 @@ def tables(rows: Sequence[Row], gpu: bool) -> list[str]:
     pairs = [pair for pair in pairs if (pair[0], "padded-128", pair[1], pair[2]) in index]
     if pairs:
         lines += ["", "| encoder | precision | model | grouped / padded-128 (sentences/s) |", "|---|---|---|---:|"]
-        lines += [f"| {size} | {precision} | {'ours' if framework == OURS else 'HF'} | "
-                  f"{ratio(index[(size, 'grouped', precision, framework)], index[(size, 'padded-128', precision, framework)])} |"
-                  for size, precision, framework in pairs]
+        for size, precision, framework in pairs:
+            grouped = index[(size, "grouped", precision, framework)]
+            padded = index[(size, "padded-128", precision, framework)]
+            model = "ours" if framework == OURS else "HF"
+            lines.append(f"| {size} | {precision} | {model} | {ratio(grouped, padded)} |")
     return lines
 
 

@@ -92,7 +92,7 @@ def main() -> int:
 
     same_tags = same_entities = same = entities = 0
     first_differences = []
-    for index, (text, python_tags, result) in enumerate(zip(texts, tags, exported)):
+    for index, (text, python_tags, result) in enumerate(zip(texts, tags, exported, strict=True)):
         python_entities = [list(entity) for entity in tags_to_entities(python_tags, predictor.label_map.scheme,
                                                                       repair=True)[0]]
         entities += len(python_entities)
@@ -101,7 +101,8 @@ def main() -> int:
         same_entities += entities_equal
         same += tags_equal and entities_equal
         if not (tags_equal and entities_equal) and len(first_differences) < 5:
-            first_differences.append(f"  sentence {index} ({len(text)} chars): {python_entities} vs {result['entities']}")
+            first_differences.append(f"  sentence {index} ({len(text)} chars): {python_entities} "
+                                     f"vs {result['entities']}")
     total = len(texts)
     print(f"{args.data.name}: {total} sentences, {sum(map(len, texts))} characters, {entities} predicted entities, "
           f"longest {max(map(len, texts))} characters")

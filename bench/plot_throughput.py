@@ -26,8 +26,17 @@ from pathlib import Path
 
 import numpy as np
 
-from bench_training import (MSRA_TRAIN, Batch, Corpus, encoder_sizes, load_corpus, machine, ours_train_step,
-                            peer_train_step, time_steps)
+from bench_training import (
+    MSRA_TRAIN,
+    Batch,
+    Corpus,
+    encoder_sizes,
+    load_corpus,
+    machine,
+    ours_train_step,
+    peer_train_step,
+    time_steps,
+)
 
 REPO = Path(__file__).resolve().parents[1]
 LENGTHS = (16, 32, 64, 96, 126)
@@ -66,10 +75,9 @@ def main() -> int:
                              else REPO / "bench" / "throughput_vs_length.png")
 
     started = time.monotonic()
+    from albert_ner.resources import available_cores
     from bench_inference import bench_hugging_face, bench_predictor
     from tiny_model import msra_texts, random_tiny_model
-
-    from albert_ner.resources import available_cores
 
     threads = available_cores()
     corpus = load_corpus(5000 if args.quick else None, MSRA_TRAIN)
@@ -113,7 +121,8 @@ def main() -> int:
         values = [results[key].get(length) for key in results]
         ratios = []
         for mode in ("training", "inference"):
-            ours, peer = results.get(("albert-ner", mode), {}).get(length), results.get(("hugging-face", mode), {}).get(length)
+            ours = results.get(("albert-ner", mode), {}).get(length)
+            peer = results.get(("hugging-face", mode), {}).get(length)
             ratios.append(f"{ours / peer:.2f}" if isinstance(ours, float) and isinstance(peer, float) else "n/a")
         lines.append(f"| {length} | " + " | ".join(f"{value:,.1f}" if isinstance(value, float) else str(value)
                                                   for value in values) + " | " + " | ".join(ratios) + " |")
@@ -134,12 +143,12 @@ def plot(results: dict[tuple[str, str], dict[int, float | str]], title: str, out
     figure, axes = plt.subplots(1, 2, figsize=(11, 4.5), sharex=True)
     styles = {"albert-ner": ("tab:blue", "albert-ner (TF): ALBERT + BiLSTM + CRF"),
               "hugging-face": ("tab:orange", "HF AlbertForTokenClassification (PyTorch)")}
-    for axis, mode in zip(axes, ("training", "inference")):
+    for axis, mode in zip(axes, ("training", "inference"), strict=True):
         for framework, (color, label) in styles.items():
             points = sorted((length, value) for length, value in results.get((framework, mode), {}).items()
                             if isinstance(value, float))
             if points:
-                axis.plot(*zip(*points), marker="o", color=color, label=label)
+                axis.plot(*zip(*points, strict=True), marker="o", color=color, label=label)
         axis.set_yscale("log")
         axis.set_xticks(sorted({length for values in results.values() for length in values}))
         axis.set_title(mode)

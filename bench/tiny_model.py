@@ -5,8 +5,8 @@ entities of every type, and scores close to ties)."""
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
 
 import keras
 

@@ -69,7 +69,7 @@ def tags(text: str, entities: list[list], scheme: str) -> list[str]:
 def write_conll(path: Path, sentences: list, scheme: str, separator: str) -> None:
     with open(path, "w", encoding="utf-8", newline="\n") as stream:
         for text, entities in sentences:
-            for char, tag in zip(text, tags(text, entities, scheme)):
+            for char, tag in zip(text, tags(text, entities, scheme), strict=True):
                 stream.write(f"{char}{separator}{tag}\n")
             stream.write("\n")
 

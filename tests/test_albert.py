@@ -19,8 +19,8 @@ import keras
 import numpy as np
 import pytest
 import tensorflow as tf
-from albert_fixtures import config_json, encoder_tensors, google_groups, with_training_leftovers, write_tf1_checkpoint
 
+from albert_fixtures import config_json, encoder_tensors, google_groups, with_training_leftovers, write_tf1_checkpoint
 from albert_ner.checkpoints import load_albert_checkpoint
 from albert_ner.errors import CheckpointError
 from albert_ner.modeling.albert import ALBERT_TINY, AlbertConfig, AlbertEncoder

@@ -7,9 +7,14 @@ import os
 
 import numpy as np
 import pytest
-from albert_fixtures import (config_json, encoder_tensors, with_training_leftovers, write_pretrained_directory,
-                             write_tf1_checkpoint)
 
+from albert_fixtures import (
+    config_json,
+    encoder_tensors,
+    with_training_leftovers,
+    write_pretrained_directory,
+    write_tf1_checkpoint,
+)
 from albert_ner.checkpoints import find_pretrained, load_albert_checkpoint
 from albert_ner.errors import CheckpointError
 from albert_ner.modeling.albert import ALBERT_TINY, AlbertConfig, AlbertEncoder
@@ -87,7 +92,7 @@ def test_missing_encoder_variable_is_named_and_nothing_is_assigned(tmp_path):
                                               r"bert/encoder/transformer/group_0/inner_group_0/LayerNorm_1/gamma "
                                               r"\(expected shape \(32,\)\)"):
         load_albert_checkpoint(encoder, prefix)
-    for weight, value in zip(encoder.weights, before):
+    for weight, value in zip(encoder.weights, before, strict=True):
         np.testing.assert_array_equal(weight.numpy(), value)
 
 

@@ -161,7 +161,7 @@ def test_log_norm_gradient_is_the_brute_force_marginals() -> None:
             np.add.at(expected[1], (paths[:, step - 1], paths[:, step]), probabilities)
         np.add.at(expected[2], paths[:, 0], probabilities)
         np.add.at(expected[3], paths[:, -1], probabilities)
-    for gradient, marginal in zip(gradients, expected):
+    for gradient, marginal in zip(gradients, expected, strict=True):
         assert_close(gradient, marginal)
 
 
@@ -174,7 +174,7 @@ def test_negative_log_likelihood_gradient_matches_finite_differences() -> None:
 
     # float32 throughout: a wide step keeps rounding (~1e-7 / delta) below the tolerance.
     theoretical, numerical = tf.test.compute_gradient(loss, [potentials, transitions], delta=1e-2)
-    for analytic, estimate in zip(theoretical, numerical):
+    for analytic, estimate in zip(theoretical, numerical, strict=True):
         assert_close(analytic, estimate, atol=2e-4)
     assert np.abs(theoretical[0]).max() > 0.05 and np.abs(theoretical[1]).max() > 0.05
 
@@ -217,14 +217,14 @@ def scheme_crf(tags: list[str], seed: int) -> tuple[CRF, np.ndarray, tuple[np.nd
     """A CRF layer constrained to the scheme of ``tags``, with random weights, and potentials for it."""
     potentials, chain = random_case(seed, num_tags=len(tags))
     crf = CRF(len(tags), allowed=scheme_masks(tags))
-    for variable, weights in zip((crf.transitions, crf.start_transitions, crf.end_transitions), chain):
+    for variable, weights in zip((crf.transitions, crf.start_transitions, crf.end_transitions), chain, strict=True):
         variable.assign(weights)
     return crf, potentials, chain
 
 
 def assert_follows_scheme(paths: np.ndarray, lengths: np.ndarray, allowed: tuple[np.ndarray, ...]) -> None:
     start_allowed, transition_allowed, end_allowed = allowed
-    for path, length in zip(paths, lengths):
+    for path, length in zip(paths, lengths, strict=True):
         if length == 0:
             continue
         path = path[:length]
@@ -317,7 +317,7 @@ def test_layer_log_likelihood_trains() -> None:
             loss = -tf.reduce_mean(crf.log_likelihood(potentials, gold, LENGTHS))
         optimizer.apply(tape.gradient(loss, crf.trainable_weights), crf.trainable_weights)
         history.append(float(loss))
-    assert all(later < earlier for earlier, later in zip(history, history[1:])), history
+    assert all(later < earlier for earlier, later in itertools.pairwise(history)), history
     assert history[-1] < 0.8 * history[0], history
 
 
@@ -327,7 +327,7 @@ def test_get_config_round_trip_and_validation() -> None:
     config = json.loads(json.dumps(crf.get_config()))
     restored = CRF.from_config(config)
     assert restored.num_tags == len(BIOES_TAGS) and restored.name == "crf"
-    for original, copy in zip(allowed, restored.allowed):
+    for original, copy in zip(allowed, restored.allowed, strict=True):
         np.testing.assert_array_equal(original, copy)
     unconstrained = CRF.from_config(json.loads(json.dumps(CRF(3).get_config())))
     assert unconstrained.allowed is None

@@ -11,8 +11,8 @@ import sys
 
 import numpy as np
 
-from conftest import REPO, SAMPLE, TINY_HYPERPARAMETERS, OptMl
 from albert_ner.prediction import Predictor
+from conftest import REPO, SAMPLE, TINY_HYPERPARAMETERS, OptMl
 
 # Dropout off: each replica draws its own dropout masks, which would make results differ by design.
 # Token dropout is drawn once per global batch, before it is split, and the weight averages live in the
@@ -51,7 +51,7 @@ def test_two_replicas_match_one_device_with_the_same_global_batch(tmp_path) -> N
                             env=environ, capture_output=True, text=True, timeout=600)
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     assert "strategy MirroredStrategy with 2 replica(s)" in result.stdout
-    difference = max(float(np.max(np.abs(a - b))) for a, b in zip(weights(single), weights(mirrored)))
+    difference = max(float(np.max(np.abs(a - b))) for a, b in zip(weights(single), weights(mirrored), strict=True))
     print(f"max abs weight difference, 1 device vs 2 replicas: {difference:.3g}")
     assert difference < 1e-4
 
@@ -85,7 +85,7 @@ def test_two_workers_on_localhost_agree_and_only_the_chief_writes(tmp_path) -> N
         workers.append((opt_ml, process))
     outputs = []
     try:
-        for opt_ml, process in workers:
+        for _, process in workers:
             outputs.append(process.communicate(timeout=600)[0])
             assert process.returncode == 0, outputs[-1][-4000:]
     finally:

@@ -40,7 +40,8 @@ EDGE_CASES = [
 # Each tagged in a batch of its own too: one-character batches are a special case of the Viterbi scan.
 ALONE = ["a", "", "张", "。", "张三", "ＡＢ"]
 
-# argv: saved model dir, texts JSON path, count of ALONE texts at the end. Prints the signature, then one JSON line per text.
+# argv: saved model dir, texts JSON path, count of ALONE texts at the end.
+# Prints the signature, then one JSON line per text.
 RUNNER = r"""
 import json, sys
 import tensorflow as tf
@@ -71,7 +72,8 @@ print("imported albert_ner:", "albert_ner" in sys.modules)
 
 def sample_texts() -> list[str]:
     blocks = (SAMPLE / "test.txt").read_text(encoding="utf-8").split("\n\n")
-    return ["".join(line.split()[0] for line in block.splitlines() if line.strip()) for block in blocks if block.strip()]
+    return ["".join(line.split()[0] for line in block.splitlines() if line.strip())
+            for block in blocks if block.strip()]
 
 
 @pytest.fixture(scope="module")
@@ -99,7 +101,8 @@ def served(exported, tmp_path_factory) -> tuple[list[str], dict, list[list[dict]
     texts = sample_texts() + EDGE_CASES + ALONE
     texts_file = tmp_path_factory.mktemp("texts") / "texts.json"
     texts_file.write_text(json.dumps(texts, ensure_ascii=False), encoding="utf-8")
-    result = subprocess.run([sys.executable, "-c", RUNNER, str(path), str(texts_file), str(len(ALONE))], capture_output=True,
+    result = subprocess.run([sys.executable, "-c", RUNNER, str(path), str(texts_file), str(len(ALONE))],
+                            capture_output=True,
                             text=True, timeout=300)
     assert result.returncode == 0, result.stderr[-3000:]
     lines = result.stdout.strip().splitlines()
@@ -136,14 +139,15 @@ def test_equals_the_python_predictor(exported, served) -> None:
     tags = predictor.predict_tags([list(text) for text in texts])
     entity_count = 0
     for index, text in enumerate(texts):
-        expected = [list(entity) for entity in tags_to_entities(tags[index], predictor.label_map.scheme, repair=True)[0]]
+        entities, _ = tags_to_entities(tags[index], predictor.label_map.scheme, repair=True)
+        expected = [list(entity) for entity in entities]
         entity_count += len(expected)
         assert whole[index]["tags"] == tags[index], (index, text)
         assert whole[index]["entities"] == expected, (index, text)
         assert chunked[index]["entities"] == expected and chunked[index]["tags"] == tags[index]
         assert whole[index]["padding"] in ([], [""]) and whole[index]["entity_padding"] in ([], [-1])
     assert (first[0]["tags"], first[0]["entities"]) == (whole[0]["tags"], whole[0]["entities"])
-    for text, [result] in zip(ALONE, alone):
+    for text, [result] in zip(ALONE, alone, strict=True):
         [alone_tags] = predictor.predict_tags([list(text)])
         assert (result["tags"], result["entities"]) == (
             alone_tags, [list(e) for e in tags_to_entities(alone_tags, predictor.label_map.scheme, repair=True)[0]])
@@ -152,7 +156,7 @@ def test_equals_the_python_predictor(exported, served) -> None:
 
 def test_edge_cases_keep_one_tag_per_character(served) -> None:
     texts, _, (whole, _, _, _), _ = served
-    for text, result in zip(texts, whole):
+    for text, result in zip(texts, whole, strict=True):
         assert len(result["tags"]) == len(text)
         assert all(0 <= start < end <= len(text) for start, end, _ in result["entities"])
     empty = whole[texts.index("")]

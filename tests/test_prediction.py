@@ -10,9 +10,9 @@ import sys
 import keras
 import pytest
 
+from albert_ner.cli import stream_predictions
 from albert_ner.modeling.albert import AlbertConfig
 from albert_ner.modeling.tagger import AlbertTagger
-from albert_ner.cli import stream_predictions
 from albert_ner.prediction import Predictor, build_model
 from albert_ner.tag_schemes import LabelMap
 from albert_ner.tokenization import CharTokenizer, Vocab

@@ -7,8 +7,8 @@ import sys
 
 import pytest
 
-from conftest import REPO
 from albert_ner.hyperparameters import Hyperparameters
+from conftest import REPO
 
 README = (REPO / "README.md").read_text(encoding="utf-8")
 

@@ -12,8 +12,8 @@ import sys
 import numpy as np
 import pytest
 
-from conftest import SAMPLE, TINY_HYPERPARAMETERS, TRAIN, OptMl
 from albert_ner.prediction import Predictor
+from conftest import SAMPLE, TINY_HYPERPARAMETERS, TRAIN, OptMl
 
 # Weight averaging and token dropout on, so that their state (the optimizers' averages, the per-batch
 # dropout draws) is shown to survive a stop too.
@@ -65,7 +65,7 @@ def uninterrupted(tmp_path_factory) -> tuple[list[np.ndarray], float]:
 
 def assert_same_result(resumed: tuple, reference: tuple) -> float:
     weights, f1 = resumed
-    difference = max(float(np.max(np.abs(a - b))) for a, b in zip(weights, reference[0]))
+    difference = max(float(np.max(np.abs(a - b))) for a, b in zip(weights, reference[0], strict=True))
     print(f"max abs weight difference {difference:.3g}; F1 resumed {f1:.4f} vs uninterrupted {reference[1]:.4f}")
     assert difference < 1e-4
     assert f1 == pytest.approx(reference[1], abs=1e-9)

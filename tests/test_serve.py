@@ -22,7 +22,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import REPO, SAMPLE, TINY_HYPERPARAMETERS, OptMl
+from conftest import REPO, SAMPLE
 
 SERVE = REPO / "container" / "ner" / "serve"
 HOST = "127.0.0.1"
@@ -31,7 +31,8 @@ SENTENCE = "张三在北京大学工作。"
 
 def sample_texts() -> list[str]:
     blocks = (SAMPLE / "test.txt").read_text(encoding="utf-8").split("\n\n")
-    return ["".join(line.split()[0] for line in block.splitlines() if line.strip()) for block in blocks if block.strip()]
+    return ["".join(line.split()[0] for line in block.splitlines() if line.strip())
+            for block in blocks if block.strip()]
 
 
 def free_port() -> int:

@@ -188,7 +188,7 @@ def test_allowed_transitions_accept_exactly_the_strictly_valid_sequences(scheme)
     allowed_count = 0
     for length in range(1, 5):
         for ids in itertools.product(range(n), repeat=length):
-            allowed = start[ids[0]] and end[ids[-1]] and all(transitions[a, b] for a, b in zip(ids, ids[1:]))
+            allowed = start[ids[0]] and end[ids[-1]] and all(transitions[a, b] for a, b in itertools.pairwise(ids))
             tags = [label_map.tag(i) for i in ids]
             try:
                 entities, _ = tags_to_entities(tags, scheme)

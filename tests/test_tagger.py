@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import itertools
+
 import keras
 import numpy as np
 import pytest
@@ -55,10 +57,10 @@ def test_crf_decoding_never_breaks_the_scheme_and_loss_is_per_sentence() -> None
     scores = model(ids, lengths)
     decoded = model.decode(scores, lengths).numpy()
     start, transition, end = LABELS.allowed_transitions()
-    for row, length in zip(decoded, lengths):
+    for row, length in zip(decoded, lengths, strict=True):
         path = row[:length]
         assert start[path[0]] and end[path[-1]]
-        assert all(transition[a, b] for a, b in zip(path, path[1:]))
+        assert all(transition[a, b] for a, b in itertools.pairwise(path))
         assert (row[length:] == 0).all()
     loss = model.per_example_loss(scores, np.zeros_like(ids), lengths).numpy()
     assert loss.shape == (4,) and (loss > 0).all()

@@ -6,15 +6,15 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
+from albert_ner.batching import EncodedExamples, batch_plan, drop_tokens
 from albert_ner.data import Sentence
 from albert_ner.hyperparameters import Hyperparameters
 from albert_ner.modeling.albert import AlbertConfig
 from albert_ner.modeling.tagger import AlbertTagger
+from albert_ner.optimization import TrainStep, WarmupLinearDecay, averaged_weights, make_loss_scale, make_optimizers
 from albert_ner.prediction import build_model
 from albert_ner.tag_schemes import Entity, LabelMap
 from albert_ner.tokenization import CharTokenizer, Vocab
-from albert_ner.batching import EncodedExamples, batch_plan, drop_tokens
-from albert_ner.optimization import TrainStep, WarmupLinearDecay, averaged_weights, make_loss_scale, make_optimizers
 
 
 def test_batch_plan_covers_every_example_once_and_repeats_for_a_seed() -> None:
@@ -23,9 +23,9 @@ def test_batch_plan_covers_every_example_once_and_repeats_for_a_seed() -> None:
     assert sorted(np.concatenate(plan).tolist()) == list(range(1000))
     assert all(len(batch) <= 32 for batch in plan)
     again = batch_plan(lengths, 32, seed=7, epoch=1, group_by_length=True)
-    assert all(np.array_equal(a, b) for a, b in zip(plan, again))
+    assert all(np.array_equal(a, b) for a, b in zip(plan, again, strict=True))
     other_epoch = batch_plan(lengths, 32, seed=7, epoch=2, group_by_length=True)
-    assert not all(np.array_equal(a, b) for a, b in zip(plan, other_epoch))
+    assert not all(np.array_equal(a, b) for a, b in zip(plan, other_epoch, strict=True))
 
 
 def test_length_grouping_cuts_padding() -> None:
@@ -101,14 +101,14 @@ def test_evaluation_sees_the_moving_average_and_training_goes_on_from_the_traine
         trained = [variable.numpy() for variable in variables]
         # Keras' rule: the first step copies the weights, each later one moves the average towards them.
         momentum = 0.0 if average is None else ema_momentum or 0.0
-        average = [momentum * a + (1 - momentum) * w for a, w in zip(average or trained, trained)]
+        average = [momentum * a + (1 - momentum) * w for a, w in zip(average or trained, trained, strict=True)]
     with averaged_weights(model, *optimizers):
         inside = [variable.numpy() for variable in variables]
-    for variable, weights in zip(variables, trained):
+    for variable, weights in zip(variables, trained, strict=True):
         np.testing.assert_array_equal(variable.numpy(), weights)
     if ema_momentum is None:
-        assert all(np.array_equal(a, b) for a, b in zip(inside, trained))
+        assert all(np.array_equal(a, b) for a, b in zip(inside, trained, strict=True))
     else:
-        for seen, expected in zip(inside, average):
+        for seen, expected in zip(inside, average, strict=True):
             np.testing.assert_allclose(seen, expected, rtol=1e-5, atol=1e-7)
         assert not np.allclose(inside[0], trained[0])

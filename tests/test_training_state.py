@@ -36,7 +36,7 @@ def test_every_variable_round_trips_including_nested_layers_and_rng_state(tmp_pa
         variable.assign(tf.zeros_like(variable))
     progress = state.restore()
     assert progress == Progress(epoch=2, next_batch=7, step=50, best_f1=0.5, evaluations_since_best=1)
-    for before, variable in zip(saved, model.variables):
+    for before, variable in zip(saved, model.variables, strict=True):
         np.testing.assert_array_equal(before, variable.numpy())
 
 
@@ -67,5 +67,5 @@ def test_old_checkpoints_are_pruned_and_best_weights_kept(tmp_path) -> None:
     assert sorted(path.name for path in tmp_path.glob("ckpt-*.index")) == ["ckpt-20.index", "ckpt-30.index"]
     assert state.load_best_weights() is None
     state.save_best_weights(model.get_weights())
-    for saved, current in zip(state.load_best_weights(), model.get_weights()):
+    for saved, current in zip(state.load_best_weights(), model.get_weights(), strict=True):
         np.testing.assert_array_equal(saved, current)

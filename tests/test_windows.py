@@ -1,5 +1,6 @@
 """Windows: every sentence is covered exactly, cuts prefer punctuation and avoid entities, tags merge back."""
 
+import itertools
 import random
 
 import pytest
@@ -22,7 +23,7 @@ def check_windows(sentence, windows, max_chars):
     for entity in sentence.entities:
         pieces = [c for c in covered if entity.start <= c[0] and c[1] <= entity.end]
         assert pieces[0][0] == entity.start and pieces[-1][1] == entity.end
-        assert all(a[1] == b[0] for a, b in zip(pieces, pieces[1:]))
+        assert all(a[1] == b[0] for a, b in itertools.pairwise(pieces))
         assert all(c[2] == entity.type for c in pieces)
 
 
@@ -79,7 +80,7 @@ def test_random_windows_cover_keep_entities_and_merge_back():
         max_chars = rng.randint(1, 20)
         windows = split_into_windows(sentence, max_chars)
         check_windows(sentence, windows, max_chars)
-        for window, next_window in zip(windows, windows[1:]):
+        for window, next_window in itertools.pairwise(windows):
             cut, reach = next_window.offset, range(window.offset + 1, window.offset + max_chars + 1)
             free = [b for b in reach if not any(e.start < b < e.end for e in sentence.entities)]
             if any(e.start < cut < e.end for e in sentence.entities):

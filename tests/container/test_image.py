@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from .sagemaker_layout import MODEL_ARTIFACTS
 from .docker_harness import timed
+from .sagemaker_layout import MODEL_ARTIFACTS
 
 pytestmark = pytest.mark.docker
 

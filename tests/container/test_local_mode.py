@@ -25,8 +25,8 @@ from pathlib import Path
 
 import pytest
 
-from .sagemaker_layout import MODEL_ARTIFACTS, TINY_HYPERPARAMETERS, write_channels
 from .docker_harness import timed
+from .sagemaker_layout import MODEL_ARTIFACTS, TINY_HYPERPARAMETERS, write_channels
 
 pytestmark = pytest.mark.docker
 
@@ -233,7 +233,7 @@ def test_estimator_deploy_serves_predictions_through_local_mode(local_training, 
 
     assert set(instances) == {"predictions"} and len(instances["predictions"]) == len(TEXTS), instances
     assert len(lines) == len(TEXTS), lines
-    for text, from_instances, from_lines in zip(TEXTS, instances["predictions"], lines):
+    for text, from_instances, from_lines in zip(TEXTS, instances["predictions"], lines, strict=True):
         check_entities(text, from_instances["entities"])
         check_entities(text, from_lines["entities"])
 
@@ -277,6 +277,6 @@ def test_transformer_local_mode_batch_transform(local_training, serving_session,
     records = [json.loads(line) for line in produced.read_text(encoding="utf-8").splitlines() if line.strip()]
     print(f"{produced.name}:\n  " + "\n  ".join(json.dumps(record, ensure_ascii=False) for record in records))
     assert len(records) == len(TEXTS), records
-    for text, record in zip(TEXTS, records):
+    for text, record in zip(TEXTS, records, strict=True):
         assert set(record) == {"entities"}, record
         check_entities(text, record["entities"])

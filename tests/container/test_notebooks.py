@@ -12,13 +12,13 @@ from pathlib import Path
 
 import pytest
 
-from .sagemaker_layout import REPO
 from .docker_harness import timed
+from .sagemaker_layout import REPO
 
 NOTEBOOKS = REPO / "notebooks"
 
 
-def execute_until_aws(name: str, tmp_path: Path, parameters: str = "") -> "object":
+def execute_until_aws(name: str, tmp_path: Path, parameters: str = "") -> object:
     nbformat = pytest.importorskip("nbformat")
     nbclient = pytest.importorskip("nbclient", reason="pip install nbclient ipykernel (in the [test] extras)")
     notebook = nbformat.read(NOTEBOOKS / name, as_version=4)

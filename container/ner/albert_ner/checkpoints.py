@@ -107,12 +107,13 @@ def checkpoint_name_table(encoder: AlbertEncoder) -> dict[str, keras.Variable]:
         **_layer_weights("bert/embeddings/LayerNorm", encoder.embedding_layer_norm),
     }
     if config.family == "brightmart":
+        assert encoder.embedding_projection is not None
         table["bert/embeddings/word_embeddings_2"] = encoder.embedding_projection.kernel
         table.update(_block_weights("bert/encoder/layer_shared/", encoder.groups[0][0], _BRIGHTMART_BLOCK))
         return table
     if config.has_embedding_mapping:
         table.update(_layer_weights("bert/encoder/embedding_hidden_mapping_in", encoder.embedding_projection))
-    for group_index, group in zip(config.used_groups(), encoder.groups):
+    for group_index, group in zip(config.used_groups(), encoder.groups, strict=True):
         for inner_index, block in enumerate(group):
             prefix = f"bert/encoder/transformer/group_{group_index}/inner_group_{inner_index}/"
             table.update(_block_weights(prefix, block, _GOOGLE_BLOCK))
@@ -245,7 +246,7 @@ def find_pretrained(directory: str | os.PathLike[str]) -> PretrainedFiles:
     elif not glob.glob(glob.escape(checkpoint_prefix) + ".data-?????-of-?????"):
         missing.append(f"the data file of checkpoint {os.path.relpath(checkpoint_prefix, directory)} "
                        f"({os.path.basename(checkpoint_prefix)}.data-00000-of-00001)")
-    if missing:
+    if missing or config_path is None or vocab_path is None or checkpoint_prefix is None:
         found = [os.path.relpath(path, directory) for path in files]
         raise CheckpointError(f"{directory}: incomplete pretrained ALBERT directory: missing {', '.join(missing)}; "
                               f"found {_listing(found) if found else 'no files'}")

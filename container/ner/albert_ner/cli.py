@@ -11,10 +11,10 @@ reason in plain words first, the traceback after) and exit non-zero. Nothing is 
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import logging
 import os
-import itertools
 import sys
 import traceback
 from collections.abc import Iterable, Iterator, Sequence
@@ -162,7 +162,7 @@ def _text_of_json_line(line: str, path: Path, number: int) -> str:
     return value
 
 
-def stream_predictions(predictor: "Predictor", source: Iterable[str] | Path, output: TextIO,
+def stream_predictions(predictor: Predictor, source: Iterable[str] | Path, output: TextIO,
                        chunk_size: int = 2048) -> int:
     """Tag texts as they are read and write one JSON line per text, in order; returns the count."""
     from albert_ner.prediction import entity_records

@@ -8,6 +8,7 @@ job that silently drops or "fixes" data trains on something the user did not giv
 
 from __future__ import annotations
 
+import itertools
 import json
 import os
 from collections.abc import Callable
@@ -216,7 +217,7 @@ def _record_to_sentence(record: Any, source: str, path: PathLike, line_number: i
     located = sorted(
         (_json_entity(item, len(text), f"{key}[{i}]", fail), f"{key}[{i}]") for i, item in enumerate(record[key])
     )
-    for (previous, previous_field), (entity, entity_field) in zip(located, located[1:]):
+    for (previous, previous_field), (entity, entity_field) in itertools.pairwise(located):
         if entity.start < previous.end:
             raise fail(
                 f"{entity_field} {list(entity)} overlaps {previous_field} {list(previous)}; nested or "

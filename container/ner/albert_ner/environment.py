@@ -17,9 +17,9 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Mapping
 
 from albert_ner.errors import AlbertNerError
 from albert_ner.resources import MIB, available_cores, default_workers
@@ -104,7 +104,7 @@ class TrainingEnvironment:
         return _read_json_object(self.hyperparameters_path, required=False)
 
     @classmethod
-    def from_environ(cls, environ: Mapping[str, str] | None = None) -> "TrainingEnvironment":
+    def from_environ(cls, environ: Mapping[str, str] | None = None) -> TrainingEnvironment:
         environ = dict(os.environ if environ is None else environ)
         root = base_dir(environ)
         input_dir = root / "input"
@@ -158,7 +158,7 @@ class ServingSettings:
         return max(1, self.workers * self.intra_op_threads)
 
     @classmethod
-    def from_environ(cls, environ: Mapping[str, str] | None = None) -> "ServingSettings":
+    def from_environ(cls, environ: Mapping[str, str] | None = None) -> ServingSettings:
         environ = os.environ if environ is None else environ
         model_dir = Path(environ.get("SM_MODEL_DIR") or base_dir(environ) / "model")
         cores = available_cores()

@@ -8,9 +8,9 @@ comparable; it is computed here too, labelled as such, so the two can be put sid
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Sequence
 
 from seqeval.metrics import classification_report
 from seqeval.scheme import IOBES

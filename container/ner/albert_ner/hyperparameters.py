@@ -17,8 +17,9 @@ import json
 import math
 import types
 import typing
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any, Mapping
+from typing import Any
 
 from albert_ner.errors import HyperparameterError
 from albert_ner.modeling.albert import ENCODER_SIZES
@@ -122,7 +123,7 @@ class Hyperparameters:
         return dataclasses.asdict(self)
 
     @classmethod
-    def from_strings(cls, raw: Mapping[str, Any]) -> "Hyperparameters":
+    def from_strings(cls, raw: Mapping[str, Any]) -> Hyperparameters:
         """Parse SageMaker's hyperparameters (strings in any caller's spelling, or already typed values)."""
         specs = {spec.name: spec for spec in dataclasses.fields(cls)}
         values: dict[str, Any] = {}

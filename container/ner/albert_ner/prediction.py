@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import json
 import os
-from pathlib import Path
 from collections.abc import Sequence
+from pathlib import Path
 
 import numpy as np
 import tensorflow as tf
@@ -93,7 +93,7 @@ class Predictor:
         self.tokenizer.vocab.save(model_dir / VOCAB_FILE)
 
     @classmethod
-    def load(cls, model_dir: str | os.PathLike[str], batch_size: int = 128) -> "Predictor":
+    def load(cls, model_dir: str | os.PathLike[str], batch_size: int = 128) -> Predictor:
         model_dir = Path(model_dir)
         config = json.loads((model_dir / CONFIG_FILE).read_text(encoding="utf-8"))
         label_map = LabelMap.from_dict(json.loads((model_dir / LABEL_MAP_FILE).read_text(encoding="utf-8")))

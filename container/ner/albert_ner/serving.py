@@ -22,7 +22,8 @@ Output (``Accept``): ``application/json`` or ``application/jsonlines`` (one ``{"
 per input text, in order). Without an ``Accept`` (or with ``*/*``) JSON input gets JSON and line input
 gets JSON Lines. An entity is ``{"type", "start", "end", "text"}``, character offsets, end exclusive.
 
-Environment (read by :class:`~albert_ner.environment.ServingSettings`): ``SAGEMAKER_BIND_TO_PORT`` (8080), ``SM_MODEL_DIR`` or ``SAGEMAKER_BASE_DIR``/model
+Environment (read by :class:`~albert_ner.environment.ServingSettings`): ``SAGEMAKER_BIND_TO_PORT`` (8080),
+``SM_MODEL_DIR`` or ``SAGEMAKER_BASE_DIR``/model
 (/opt/ml/model), ``SAGEMAKER_MODEL_SERVER_WORKERS`` and ``SAGEMAKER_MODEL_SERVER_TIMEOUT`` (as in AWS's
 inference toolkit), ``SAGEMAKER_BATCH`` + ``SAGEMAKER_MAX_PAYLOAD_IN_MB`` (body limit in batch transform;
 6 MB otherwise), ``SAGEMAKER_MAX_BATCH_SIZE`` (texts per model batch, 64) and
@@ -36,8 +37,9 @@ import logging
 import sys
 import threading
 import time
+from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import Future
-from typing import Any, Callable, Iterable, Sequence
+from typing import Any
 
 from albert_ner.environment import ServingSettings
 from albert_ner.resources import MIB
@@ -364,7 +366,7 @@ def load_predictor(settings: ServingSettings) -> Callable[[list[str]], list[list
     def predict(texts: list[str]) -> list[list[dict]]:
         token_lists = [list(text) for text in texts]
         return [entity_records(tokens, entities)
-                for tokens, entities in zip(token_lists, predictor.predict_entities(token_lists))]
+                for tokens, entities in zip(token_lists, predictor.predict_entities(token_lists), strict=True)]
 
     predict(["预热"])  # trace the model before /ping says it is ready
     return predict
@@ -380,17 +382,17 @@ def run_server(settings: ServingSettings | None = None) -> int:
     """Run gunicorn in this process (it becomes the master: SIGTERM drains the workers, then exit 0)."""
     from gunicorn.app.base import BaseApplication
 
-    settings = settings or ServingSettings.from_environ()
+    resolved = settings or ServingSettings.from_environ()
 
     class GunicornServer(BaseApplication):
         def load_config(self) -> None:
             options = {
-                "bind": [f"{settings.host}:{settings.port}"],
+                "bind": [f"{resolved.host}:{resolved.port}"],
                 "worker_class": "gthread",
-                "workers": settings.workers,
-                "threads": settings.threads,
-                "timeout": settings.timeout,
-                "graceful_timeout": settings.timeout,
+                "workers": resolved.workers,
+                "threads": resolved.threads,
+                "timeout": resolved.timeout,
+                "graceful_timeout": resolved.timeout,
                 "keepalive": 5,
                 "errorlog": "-",
                 "loglevel": "info",
@@ -402,12 +404,12 @@ def run_server(settings: ServingSettings | None = None) -> int:
                 self.cfg.set(key, value)
 
         def load(self) -> InferenceApp:
-            return create_app(settings)  # in the worker, after the fork: TensorFlow never runs in the master
+            return create_app(resolved)  # in the worker, after the fork: TensorFlow never runs in the master
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s",
                         stream=sys.stdout)
     log.info("serving %s on %s:%d: %d worker(s) x %d threads, %d TensorFlow threads each, body limit %d MB%s",
-             settings.model_dir, settings.host, settings.port, settings.workers, settings.threads,
-             settings.intra_op_threads, settings.max_payload_mb, " (batch transform)" if settings.batch_mode else "")
+             resolved.model_dir, resolved.host, resolved.port, resolved.workers, resolved.threads,
+             resolved.intra_op_threads, resolved.max_payload_mb, " (batch transform)" if resolved.batch_mode else "")
     GunicornServer().run()
     return 0

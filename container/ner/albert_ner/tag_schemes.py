@@ -193,7 +193,7 @@ def entities_to_tags(length: int, entities: Sequence[Entity], scheme: str) -> li
         if not 0 <= start < end <= length:
             raise ValueError(f"entity {tuple(entity)} does not fit a sequence of {length} tokens")
         if start < previous_end:
-            raise ValueError(f"entity {tuple(entity)} overlaps {tuple(previous)}")
+            raise ValueError(f"entity {tuple(entity)} overlaps {previous and tuple(previous)}")
         if scheme != "bio" and end - start == 1:
             tags[start] = f"S-{entity_type}"
         else:

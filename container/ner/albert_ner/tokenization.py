@@ -208,6 +208,6 @@ class CharTokenizer:
             encoded.append(ids)
             total += len(ids)
             for position in np.flatnonzero(ids == unk_id):
-                unknown[tokens[position]] += 1
+                unknown[tokens[int(position)]] += 1
         stats = UnknownStats(sum(unknown.values()), total, tuple(unknown.most_common(20)))
         return encoded, stats

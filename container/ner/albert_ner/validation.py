@@ -41,18 +41,18 @@ class Validation:
         started = time.perf_counter()
         model = self.predictor.model
         with averaged_weights(model, *self.optimizers):
-            report = evaluate(self.sentences, self.predictor.predict_entities([sentence.tokens for sentence in self.sentences]))
-            improved = report.f1 > progress.best_f1
-            if improved:
-                self.best_weights = model.get_weights()
+            predicted = self.predictor.predict_entities([sentence.tokens for sentence in self.sentences])
+            report = evaluate(self.sentences, predicted)
+            better = model.get_weights() if report.f1 > progress.best_f1 else None
         log.info("epoch=%d step=%d val_precision=%.4f val_recall=%.4f val_f1=%.4f eval_s=%.1f", progress.epoch,
                  progress.step, report.micro.precision, report.micro.recall, report.f1,
                  time.perf_counter() - started)
         with self.tensorboard.as_default(step=progress.step):
             tf.summary.scalar("val_f1", report.f1)
-        if improved:
+        if better is not None:
+            self.best_weights = better
             progress.best_f1, progress.evaluations_since_best = report.f1, 0
-            self.state.save_best_weights(self.best_weights)
+            self.state.save_best_weights(better)
             return False
         progress.evaluations_since_best += 1
         if self.patience and progress.evaluations_since_best >= self.patience:

@@ -83,7 +83,7 @@ def merge_window_tags(windows: Sequence[Window], window_tags: Sequence[Sequence[
     if len(windows) != len(window_tags):
         raise ValueError(f"{len(windows)} windows but {len(window_tags)} tag sequences")
     merged: list[str] = []
-    for window, tags in zip(windows, window_tags):
+    for window, tags in zip(windows, window_tags, strict=True):
         if window.offset != len(merged):
             raise ValueError(
                 f"window at offset {window.offset} does not follow the previous one (expected {len(merged)})"

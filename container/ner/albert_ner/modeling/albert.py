@@ -300,7 +300,7 @@ class AlbertEncoder(keras.layers.Layer):
             config.vocab_size, config.embedding_size, embeddings_initializer=_initializer(config),
             name="word_embeddings", dtype=dtype)
         # brightmart: word_embeddings_2, right after the lookup. Google: embedding_hidden_mapping_in, after LN.
-        self.embedding_projection = None
+        self.embedding_projection: keras.layers.Dense | None = None
         if config.family == "brightmart" or config.has_embedding_mapping:
             self.embedding_projection = keras.layers.Dense(
                 config.hidden_size, use_bias=config.family == "google", kernel_initializer=_initializer(config),
@@ -339,11 +339,13 @@ class AlbertEncoder(keras.layers.Layer):
                              f"{config.max_position_embeddings}")
         embeddings = self.word_embeddings(token_ids)
         if config.family == "brightmart":
+            assert self.embedding_projection is not None  # built for both families that project
             embeddings = self.embedding_projection(embeddings)
         positions = self.position_embeddings[: tf.shape(token_ids)[1]]
         embeddings = embeddings + tf.cast(positions + self.token_type_embeddings[0], self.compute_dtype)
         hidden_states = self.embedding_dropout(self.embedding_layer_norm(embeddings), training=training)
         if config.has_embedding_mapping:
+            assert self.embedding_projection is not None
             hidden_states = self.embedding_projection(hidden_states)
 
         attention_bias = (1.0 - tf.cast(padding_mask, tf.float32)) * _MASKED_SCORE

@@ -224,7 +224,7 @@ class CRF(keras.layers.Layer):
         start_allowed, transition_allowed, end_allowed = self.allowed
         return tuple(
             w + np.where(allowed, 0.0, penalty).astype(np.float32)
-            for w, allowed in zip(weights, (transition_allowed, start_allowed, end_allowed))
+            for w, allowed in zip(weights, (transition_allowed, start_allowed, end_allowed), strict=True)
         )
 
     def log_likelihood(self, potentials: tf.Tensor, tags: tf.Tensor, lengths: tf.Tensor) -> tf.Tensor:
@@ -261,9 +261,10 @@ def _check_allowed(allowed: AllowedTransitions | Sequence[Sequence], num_tags: i
             "CRF allowed must be (start_allowed, transition_allowed, end_allowed), "
             f"received {len(allowed)} items"
         )
-    masks = tuple(np.asarray(mask, dtype=bool) for mask in allowed)
+    start, transition, end = (np.asarray(mask, dtype=bool) for mask in allowed)
+    masks = (start, transition, end)
     expected = ((num_tags,), (num_tags, num_tags), (num_tags,))
-    for name, mask, shape in zip(("start_allowed", "transition_allowed", "end_allowed"), masks, expected):
+    for name, mask, shape in zip(("start_allowed", "transition_allowed", "end_allowed"), masks, expected, strict=True):
         if mask.shape != shape:
             raise ValueError(
                 f"CRF allowed {name} must have shape {shape} for num_tags={num_tags}, "

@@ -6,14 +6,15 @@ model and the outputs are cut back to one row per character, so callers never sh
 
 from __future__ import annotations
 
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 import keras
 import numpy as np
 import tensorflow as tf
 
 from albert_ner.modeling.albert import AlbertConfig, AlbertEncoder
-from albert_ner.modeling.crf import CRF
+from albert_ner.modeling.crf import CRF, AllowedTransitions
 
 
 class AlbertTagger(keras.Model):
@@ -40,7 +41,10 @@ class AlbertTagger(keras.Model):
         self.lstm_units = lstm_units
         self.dropout_rate = dropout
         self.use_crf = use_crf
-        self.allowed = None if allowed is None else [np.asarray(mask, dtype=bool) for mask in allowed]
+        self.allowed: AllowedTransitions | None = None
+        if allowed is not None:
+            start, transition, end = (np.asarray(mask, dtype=bool) for mask in allowed)
+            self.allowed = (start, transition, end)
 
         self.encoder = AlbertEncoder(albert_config, name="albert")
         self.dropout = keras.layers.Dropout(dropout)
