@@ -149,6 +149,20 @@ def test_malformed_data_line_fails_naming_file_and_line(opt_ml: OptMl) -> None:
     assert not opt_ml.model_dir.exists() or not any(opt_ml.model_dir.iterdir())
 
 
+@pytest.mark.parametrize("content, problem", [("{not json", "not valid JSON"),
+                                               ('{"current_host": "algo-1", "hosts": "algo-1"}',
+                                                "hosts must be a list of host names")])
+def test_malformed_resource_config_writes_the_failure_file(opt_ml: OptMl, content: str, problem: str) -> None:
+    """Reading the environment happens inside the failure handling: the job says which file is wrong."""
+    sample_job(opt_ml, TINY_HYPERPARAMETERS)
+    resource_config = opt_ml.base / "input" / "config" / "resourceconfig.json"
+    resource_config.write_text(content, encoding="utf-8")
+    result = opt_ml.run_train()
+    reason = failure_reason(opt_ml, result)
+    assert reason.startswith(f"{resource_config}: {problem}"), reason
+    assert "training failed" in result.stdout and (opt_ml.output_data_dir / "training.log").is_file()
+
+
 def test_missing_training_channel_is_explained(opt_ml: OptMl) -> None:
     opt_ml.write_hyperparameters(TINY_HYPERPARAMETERS)
     opt_ml.add_channel("validation", SAMPLE / "validation.jsonl")

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -169,13 +170,34 @@ def base_image() -> str:
     return LOCAL_BASE_IMAGE
 
 
+def debian_mirror(apt_dir: Path = Path("/etc/apt")) -> str:
+    """The Debian archive this machine's apt uses (the entry serving the plain ``bookworm`` suite), so that
+    the image is built from the same mirror the machine is allowed to reach, whatever its host name."""
+    for path in sorted(apt_dir.glob("sources.list.d/*.sources")):
+        for stanza in path.read_text(encoding="utf-8").split("\n\n"):
+            fields = dict(line.split(":", 1) for line in stanza.splitlines()
+                          if ":" in line and not line.startswith(("#", " ")))
+            fields = {key.strip(): value.split() for key, value in fields.items()}
+            if "deb" in fields.get("Types", []) and "bookworm" in fields.get("Suites", []) and fields.get("URIs"):
+                return fields["URIs"][0]
+    one_line = [apt_dir / "sources.list", *sorted(apt_dir.glob("sources.list.d/*.list"))]
+    for path in one_line:
+        if not path.is_file():
+            continue
+        for line in path.read_text(encoding="utf-8").splitlines():
+            words = re.sub(r"\[[^\]]*\]", " ", line.split("#", 1)[0]).split()  # drop [arch=... signed-by=...]
+            if len(words) >= 3 and words[0] == "deb" and words[2] == "bookworm":
+                return words[1]
+    raise RuntimeError(f"no apt source for Debian bookworm under {apt_dir}: cannot choose a mirror for debootstrap")
+
+
 def _debootstrap_base_image() -> None:
     if shutil.which("debootstrap") is None:
         DockerEngine._apt_install(["debootstrap"])
     with tempfile.TemporaryDirectory(prefix="albert-ner-rootfs-") as scratch:
         rootfs = Path(scratch) / "rootfs"
         run(["debootstrap", "--variant=minbase", "--include=python3,python3-venv,ca-certificates,procps",
-             "bookworm", str(rootfs), "http://deb.debian.org/debian"], timeout=1800)
+             "bookworm", str(rootfs), debian_mirror()], timeout=1800)
         # HTTPS leaves this machine through an intercepting proxy: the image must trust what the host
         # trusts. Copied after ca-certificates is installed, so no package script rewrites it.
         if HOST_CA_BUNDLE.exists():

@@ -135,19 +135,24 @@ def _finish_log(partial: Path | None) -> None:
 
 # ------------------------------------------------------------------------------ streaming text
 def read_texts(path: Path) -> Iterator[str]:
-    """Sentences from a text file (one per line) or JSON Lines (a string or ``{"text": ...}`` per line)."""
+    """Sentences from a text file (one per line) or JSON Lines (a string or ``{"text": ...}`` per line).
+
+    Lines end at LF, CRLF or a lone CR; a UTF-8 BOM is dropped. The file is decoded line by line, so an
+    undecodable byte is reported on its own line, however far into the file it sits.
+    """
     number = 0
-    with open(path, encoding="utf-8", newline="") as stream:
-        try:
-            for number, line in enumerate(stream, start=1):
-                line = line.rstrip("\r\n")
-                if line.lstrip().startswith(("{", '"')):
-                    yield _text_of_json_line(line, path, number)
-                else:
-                    yield line
-        except UnicodeDecodeError as error:
-            raise DataError(f"not UTF-8 ({error.reason} at byte {error.start} of the line)", path,
-                            number + 1) from None
+    with open(path, "rb") as stream:
+        for raw in stream:
+            try:
+                decoded = raw.decode("utf-8")
+            except UnicodeDecodeError as error:
+                raise DataError(f"not UTF-8: byte 0x{raw[error.start]:02x} at byte {error.start + 1} of the line "
+                                f"is {error.reason}", path, number + 1) from None
+            if number == 0:
+                decoded = decoded.removeprefix("\ufeff")
+            for line in decoded.removesuffix("\n").removesuffix("\r").split("\r"):
+                number += 1
+                yield _text_of_json_line(line, path, number) if line.lstrip().startswith(("{", '"')) else line
 
 
 def _text_of_json_line(line: str, path: Path, number: int) -> str:

@@ -112,13 +112,16 @@ class TrainingEnvironment:
         for key, value in environ.items():
             if key.startswith("SM_CHANNEL_") and key != "SM_CHANNELS":
                 channels[key[len("SM_CHANNEL_"):].lower()] = Path(value)
-        resources = _read_json_object(input_dir / "config" / "resourceconfig.json", required=False)
-        hosts = tuple(sorted(resources.get("hosts", []))) or ("algo-1",)
+        resource_config = input_dir / "config" / "resourceconfig.json"
+        resources = _read_json_object(resource_config, required=False)
+        listed = resources.get("hosts", [])
+        if not isinstance(listed, list) or not all(isinstance(host, str) and host for host in listed):
+            raise AlbertNerError(f"{resource_config}: hosts must be a list of host names, found {listed!r}")
+        # Without the file (a local run) the job is one host; SageMaker always writes it.
+        hosts = tuple(sorted(listed)) or ("algo-1",)
         current_host = resources.get("current_host", hosts[0])
         if current_host not in hosts:
-            raise AlbertNerError(
-                f"resourceconfig.json: current_host {current_host!r} is not among hosts {list(hosts)}"
-            )
+            raise AlbertNerError(f"{resource_config}: current_host {current_host!r} is not among hosts {list(hosts)}")
         return cls(
             base_dir=root,
             model_dir=Path(environ.get("SM_MODEL_DIR", str(root / "model"))),
