@@ -26,7 +26,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from albert_ner import resources
+from albert_ner import __version__, resources
 from albert_ner.batching import EncodedExamples, training_batches
 from albert_ner.checkpoints import find_pretrained, load_albert_checkpoint
 from albert_ner.cluster import choose_strategy, strategy_name
@@ -172,8 +172,8 @@ def train(hp: Hyperparameters, env: TrainingEnvironment) -> TrainingResult:
     keras.utils.set_random_seed(hp.seed)
     precision = set_precision(hp)
     strategy = choose_strategy(env.hosts, env.current_host, env.worker_port, env.network_interface_name)
-    log.info("TensorFlow %s, Keras %s; devices: %s; strategy %s with %d replica(s); precision %s",
-             tf.__version__, keras.__version__, resources.describe_devices(), strategy_name(strategy),
+    log.info("albert-ner %s, TensorFlow %s, Keras %s; devices: %s; strategy %s with %d replica(s); precision %s",
+             __version__, tf.__version__, keras.__version__, resources.describe_devices(), strategy_name(strategy),
              strategy.num_replicas_in_sync, precision)
     log.info("hyperparameters: %s", json.dumps(hp.to_dict(), ensure_ascii=False, sort_keys=True))
 
