@@ -53,7 +53,7 @@ def test_two_replicas_match_one_device_with_the_same_global_batch(tmp_path) -> N
     assert "strategy MirroredStrategy with 2 replica(s)" in result.stdout
     difference = max(float(np.max(np.abs(a - b))) for a, b in zip(weights(single), weights(mirrored), strict=True))
     print(f"max abs weight difference, 1 device vs 2 replicas: {difference:.3g}")
-    assert difference < 1e-4
+    assert difference < 1e-6  # the README's bound; about 1e-7 measured (the replicas sum in another order)
 
 
 def free_port_pair() -> int:

@@ -63,11 +63,16 @@ def uninterrupted(tmp_path_factory) -> tuple[list[np.ndarray], float]:
     return final(opt_ml)
 
 
+# The README promises this bound ("within 1e-5"); the runs measure about 1e-6 (float32 reductions need
+# not repeat bit for bit across a restart), so the margin is about tenfold.
+RESUMED_WEIGHTS_TOLERANCE = 1e-5
+
+
 def assert_same_result(resumed: tuple, reference: tuple) -> float:
     weights, f1 = resumed
     difference = max(float(np.max(np.abs(a - b))) for a, b in zip(weights, reference[0], strict=True))
     print(f"max abs weight difference {difference:.3g}; F1 resumed {f1:.4f} vs uninterrupted {reference[1]:.4f}")
-    assert difference < 1e-4
+    assert difference < RESUMED_WEIGHTS_TOLERANCE
     assert f1 == pytest.approx(reference[1], abs=1e-9)
     return difference
 

@@ -200,3 +200,19 @@ def test_pretrained_family_mismatch_fails_naming_the_variable(opt_ml: OptMl) -> 
     reason = failure_reason(opt_ml, opt_ml.run_train())
     assert re.search(r"bert/embeddings/\S+: expected \(.*\), found \(.*\)", reason), reason
     assert "Google-format" in reason
+
+
+def test_entity_types_missing_a_type_of_the_data_fails_naming_both(opt_ml: OptMl) -> None:
+    sample_job(opt_ml, {**TINY_HYPERPARAMETERS, "entity_types": '["PER", "LOC"]'})
+    reason = failure_reason(opt_ml, opt_ml.run_train())
+    assert reason == "hyperparameter entity_types=['PER', 'LOC']: the data also has ['ORG', '产品']"
+    assert not opt_ml.model_dir.exists() or not any(opt_ml.model_dir.iterdir())
+
+
+def test_max_seq_length_beyond_the_pretrained_positions_fails_naming_both(opt_ml: OptMl) -> None:
+    from albert_fixtures import write_pretrained_directory
+
+    write_pretrained_directory(opt_ml.add_channel("pretrained"), "brightmart", max_position_embeddings=16)
+    sample_job(opt_ml, {**TINY_HYPERPARAMETERS, "max_seq_length": "32", "num_hidden_layers": "null"})
+    reason = failure_reason(opt_ml, opt_ml.run_train())
+    assert reason == "hyperparameter max_seq_length=32: the encoder has only 16 positions"
