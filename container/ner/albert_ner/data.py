@@ -29,13 +29,14 @@ from albert_ner.tag_schemes import (
     SCHEMES,
     Entity,
     TagSequenceError,
+    entities_to_tags,
     parse_tag,
     parse_tags,
     scheme_for_prefixes,
 )
 
 __all__ = ["ReadOptions", "ReadReport", "Sentence", "read_channel", "read_conll", "read_data_file", "read_jsonl",
-           "read_pipe"]
+           "read_pipe", "to_conll", "to_json_line"]
 
 #: JSON readers in the order their shapes are tried on a file's first record; doccano's (and the project's
 #: own JSON Lines) comes last and gives the detailed error when nothing fits.
@@ -327,3 +328,27 @@ def read_channel(
         sentences.extend(file_sentences)
         total.add(report)
     return sentences, total
+
+
+def to_conll(sentence: Sentence, scheme: str) -> str:
+    """One sentence as CoNLL lines (``token<TAB>tag``) and the blank line after it, tagged in ``scheme``.
+
+    Whitespace tokens are written as one space (the tab keeps it a token): a line break cannot sit inside
+    a CoNLL line, and the tokenizer reads every kind of whitespace as the same token anyway.
+    """
+    tags = entities_to_tags(len(sentence.tokens), sentence.entities, scheme)
+    return "".join(f"{' ' if token.isspace() else token}\t{tag}\n"
+                   for token, tag in zip(sentence.tokens, tags, strict=True)) + "\n"
+
+
+def to_json_line(sentence: Sentence) -> str:
+    """One sentence as the project's JSON Lines, with character offsets and where it was read from.
+
+    Tokens are joined as they are, so the offsets count characters even for multi-character tokens.
+    """
+    offsets = [0]
+    for token in sentence.tokens:
+        offsets.append(offsets[-1] + len(token))
+    entities = [[offsets[e.start], offsets[e.end], e.type] for e in sentence.entities]
+    return json.dumps({"text": "".join(sentence.tokens), "entities": entities, "source": sentence.source},
+                      ensure_ascii=False) + "\n"

@@ -93,11 +93,11 @@ def _read_task(record: dict[str, Any], path: PathLike, line: int, options: ReadO
     spans = []
     for number, result in enumerate(results):
         name = f"{key}[{annotations.index(annotation)}].result[{number}]"
-        if not isinstance(result, dict) or not isinstance(result.get("value"), dict):
-            raise fail(f'{name}: expected an object with a "value", found {result!r:.80}')
-        if result.get("type", "labels") != "labels":
+        if isinstance(result, dict) and result.get("type", "labels") != "labels":
             report.skipped[f"Label Studio {result.get('type')} results"] += 1
             continue
+        if not isinstance(result, dict) or not isinstance(result.get("value"), dict):
+            raise fail(f'{name}: expected an object with a "value", found {result!r:.80}')
         spans.append((f"{name}.value", result["value"]))
     text = _task_text(record["data"], [value for _, value in spans], fail)
     return sentence_from(text, _mentions(spans, fail), located(path, line), options, report, fail)
