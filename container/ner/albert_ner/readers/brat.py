@@ -36,6 +36,9 @@ from albert_ner.tag_schemes import Entity
 
 FORMAT = "brat"
 _ANNOTATION_LINE = re.compile(r"[TREAMN*#][^\t]*\t")
+#: A first line that can only be brat's (a CoNLL line "T\tO" cannot pass for one).
+_FIRST_LINE = re.compile(r"T\d+\t\S+ \d+ \d+(;\d+ \d+)*(\t.*)?|R\d+\t\S+ \S+:\S+ \S+:\S+.*|E\d+\t\S+:\S+.*|"
+                         r"[AM]\d+\t\S+ \S+.*|N\d+\t\S+ \S+ \S+.*|\*\t\S+ .*|#\d*\t.*")
 _TEXT_BOUND = re.compile(r"(?P<type>[^\t ]+) (?P<spans>\d+ \d+(?:;\d+ \d+)*)(?:\t(?P<text>.*))?")
 _KINDS = {"R": "relations", "E": "events", "A": "attributes", "M": "attributes", "N": "normalisations",
           "*": "equivalences", "#": "notes"}
@@ -45,9 +48,9 @@ _SENTENCE_END = re.compile(r"\n|[。！？!?][”’」』）)\"']*|\.(?=\s)")
 
 
 def is_standoff(text: str) -> bool:
-    """Whether every non-blank line is a brat annotation line (an id such as T1, then a tab)."""
-    lines = [line for line in text.split("\n") if line.strip()]
-    return bool(lines) and all(_ANNOTATION_LINE.match(line) for line in lines)
+    """Whether the first non-blank line is a brat annotation (later lines are checked when read)."""
+    first = next((line.rstrip("\r") for line in text.split("\n") if line.strip()), "")
+    return bool(_FIRST_LINE.fullmatch(first))
 
 
 def is_configuration(text: str) -> bool:
@@ -79,9 +82,10 @@ def read_document(annotation_path: PathLike, options: ReadOptions) -> tuple[list
         mentions += check_mentions(text, [mention], options, report, fail, _same_text)
 
     def fail_overlap(message: str) -> DataError:
+        """Name the .ann line of whichever of the two overlapping annotations comes later in the file."""
         ordered = sorted(mentions, key=overlap_order)
-        later = next(m for previous, m in zip(ordered, ordered[1:], strict=False) if m.start < previous.end)
-        return DataError(message, annotation_path, later.line)
+        pair = next((a, b) for a, b in zip(ordered, ordered[1:], strict=False) if b.start < a.end)
+        return DataError(message, annotation_path, max(m.line or 0 for m in pair))
 
     sentences = _split(text, resolve_overlaps(mentions, options, report, fail_overlap), text_path)
     report.count(sentences)

@@ -86,7 +86,8 @@ def read_record(
         if not 0 <= mention.start < mention.end <= len(text):
             raise fail(f"{mention.field} [{mention.start}, {mention.end}, {mention.type!r}] is out of range: need "
                        f'0 <= start < end <= {len(text)}, the length of "{text_key}"')
-    own = key == "entities" and all(isinstance(item, list) for item in items) and text_key == "text"
+    own = (key == "entities" and text_key == "text" and "relations" not in record
+           and all(isinstance(item, list) for item in items))
     sentence = Sentence(tuple(text), resolve_overlaps(mentions, options, report, fail), located(path, line))
     return sentence, JSONL_FORMAT if own else FORMAT
 
