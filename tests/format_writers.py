@@ -16,7 +16,8 @@ def text_of(sentence) -> str:
 def ground_truth_line(sentence, attribute: str = "ner-job") -> dict:
     entities = [{"label": e.type, "startOffset": e.start, "endOffset": e.end} for e in reversed(sentence.entities)]
     return {"source": text_of(sentence),
-            attribute: {"annotations": {"entities": entities, "labels": [{"label": t} for t in sorted({e.type for e in sentence.entities})]}},
+            attribute: {"annotations": {"entities": entities,
+                                        "labels": [{"label": t} for t in sorted({e.type for e in sentence.entities})]}},
             f"{attribute}-metadata": {"entities": [{"confidence": 0.91}] * len(entities),
                                       "job-name": f"labeling-job/{attribute}", "type": "groundtruth/text-span",
                                       "human-annotated": "yes", "creation-date": "2024-05-14T21:45:27.175903"}}

@@ -1,9 +1,9 @@
 """brat standoff documents: NAME.txt with NAME.ann, cut into sentences with exact offsets."""
 
 import pytest
-from readers_helpers import conll_content, content, raises_at, write
 
 from albert_ner.data import read_channel, read_data_file
+from readers_helpers import conll_content, content, raises_at, write
 
 TEXT = "李鹏在北京。今天\n下雨！\n\n  上海\n浦东很远"
 # 上海\n浦东 is one entity across a line break, so that break is no sentence end.

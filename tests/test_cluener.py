@@ -3,9 +3,9 @@
 import json
 
 import pytest
-from readers_helpers import conll_content, content, jsonl, raises_at, write
 
 from albert_ner.data import read_data_file
+from readers_helpers import conll_content, content, jsonl, raises_at, write
 
 # The first record of CLUENER2020's train.json, shortened; the same name twice, inclusive ends.
 RECORDS = [

@@ -7,6 +7,8 @@ import os
 import re
 import threading
 
+from albert_ner.data import read_conll
+from albert_ner.readers.recordio import frame
 from conftest import SAMPLE, TINY_HYPERPARAMETERS, OptMl
 from format_writers import (
     ground_truth_line,
@@ -16,9 +18,6 @@ from format_writers import (
     write_ground_truth,
     write_label_studio,
 )
-
-from albert_ner.data import read_conll
-from albert_ner.readers.recordio import frame
 
 QUICK = {**TINY_HYPERPARAMETERS, "epochs": "1", "max_steps": "4", "eval_batch_size": "64"}
 

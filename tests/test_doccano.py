@@ -1,9 +1,9 @@
 """doccano's sequence-labelling exports, one test per export version, and relation projects."""
 
 import pytest
-from readers_helpers import conll_content, content, jsonl, raises_at, write
 
 from albert_ner.data import read_data_file
+from readers_helpers import conll_content, content, jsonl, raises_at, write
 
 EQUIVALENT_CONLL = "李 B-PER\n鹏 I-PER\n在 O\n北 B-LOC\n京 I-LOC\n\n今 O\n天 O\n\n"
 SPANS = [[3, 5, "LOC"], [0, 2, "PER"]]  # doccano writes them in the order they were made
@@ -33,8 +33,8 @@ def test_every_export_version_reads_like_conll(tmp_path, version):
 
 
 @pytest.mark.parametrize("record, message", [
-    ({"id": 3, "data": "好", "label": [[0, 2, "X"]]}, r'label\[0\] \[0, 2, .X.\] is out of range: need 0 <= start < end '
-                                                     r'<= 1, the length of "data"'),
+    ({"id": 3, "data": "好", "label": [[0, 2, "X"]]},
+     r'label\[0\] \[0, 2, .X.\] is out of range: need 0 <= start < end <= 1, the length of "data"'),
     ({"id": 3, "text": "好", "annotations": [{"label": 4, "start_offset": 0, "end_offset": 1, "user": 1}]},
      "names labels by number only"),
     ({"id": 3, "text": "好", "entities": [{"label": "X", "start_offset": 0}]}, r"entities\[0\] .*expected keys"),

@@ -1,9 +1,9 @@
 """SageMaker Ground Truth named-entity output manifests, written as the labelling job writes them."""
 
 import pytest
-from readers_helpers import conll_content, content, jsonl, raises_at, write
 
 from albert_ner.data import read_data_file
+from readers_helpers import conll_content, content, jsonl, raises_at, write
 
 EQUIVALENT_CONLL = "李 B-PER\n鹏 I-PER\n在 O\n北 B-LOC\n京 I-LOC\n\n今 O\n天 O\n\n"
 

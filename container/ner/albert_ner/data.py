@@ -27,7 +27,6 @@ from albert_ner.readers.spans import REPAIR_LOCATIONS_KEPT, ReadOptions, ReadRep
 from albert_ner.tag_schemes import (
     SCHEME_PREFIXES,
     SCHEMES,
-    Entity,
     TagSequenceError,
     entities_to_tags,
     parse_tag,
@@ -350,5 +349,5 @@ def to_json_line(sentence: Sentence) -> str:
     for token in sentence.tokens:
         offsets.append(offsets[-1] + len(token))
     entities = [[offsets[e.start], offsets[e.end], e.type] for e in sentence.entities]
-    return json.dumps({"text": "".join(sentence.tokens), "entities": entities, "source": sentence.source},
+    return json.dumps({"text": "".join(sentence.tokens), "entities": entities, "read_from": sentence.source},
                       ensure_ascii=False) + "\n"

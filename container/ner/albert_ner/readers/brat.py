@@ -17,6 +17,7 @@ beside the documents, are recognised by their sections and skipped.
 from __future__ import annotations
 
 import re
+from functools import partial
 from pathlib import Path
 
 from albert_ner.errors import DataError
@@ -112,9 +113,13 @@ def _text_bound(annotations: str, path: Path, report: ReadReport) -> list[Mentio
             raise DataError(f"{identifier}: discontinuous span {match['spans']!r} cannot be tagged as one entity; "
                             "join or split it in brat", path, number)
         start, end = (int(offset) for offset in match["spans"].split())
-        entity_type = check_type(match["type"], identifier, lambda message: DataError(message, path, number))
+        entity_type = check_type(match["type"], identifier, partial(_error_at, path, number))
         mentions.append(Mention(start, end, entity_type, identifier, match["text"], number))
     return mentions
+
+
+def _error_at(path: Path, line: int, message: str) -> DataError:
+    return DataError(message, path, line)
 
 
 def _same_text(mention: str, found: str) -> bool:
@@ -130,7 +135,7 @@ def _split(text: str, entities: tuple[Entity, ...], text_path: Path) -> list[Sen
     cuts = [0] + [m.end() for m in _SENTENCE_END.finditer(text) if not inside[m.end()]] + [len(text)]
     sentences = []
     remaining = iter(entities)  # sorted, and no entity crosses a cut
-    entity = next(remaining, None)
+    current = next(remaining, None)
     line, counted = 1, 0
     for begin, finish in zip(cuts, cuts[1:], strict=False):
         while begin < finish and text[begin].isspace() and begin not in starts:
@@ -138,9 +143,9 @@ def _split(text: str, entities: tuple[Entity, ...], text_path: Path) -> list[Sen
         while finish > begin and text[finish - 1].isspace() and finish not in ends:
             finish -= 1
         own = []
-        while entity is not None and entity.end <= finish:
-            own.append(Entity(entity.start - begin, entity.end - begin, entity.type))
-            entity = next(remaining, None)
+        while current is not None and current.end <= finish:
+            own.append(Entity(current.start - begin, current.end - begin, current.type))
+            current = next(remaining, None)
         if begin >= finish:
             continue
         line += text.count("\n", counted, begin)

@@ -42,7 +42,7 @@ def read_records(
             return DataError(message, path, line)
 
         if not matches(record):
-            raise fail(f'expected a CLUENER record {{"text": ..., "label": {{"TYPE": {{"mention": [[start, end]]}}}}}}, '
+            raise fail('expected a CLUENER record {"text": ..., "label": {"TYPE": {"mention": [[start, end]]}}}, '
                        f"found keys {', '.join(record) if isinstance(record, dict) else repr(record)[:80]}")
         mentions = []
         for entity_type, by_mention in record["label"].items():

@@ -36,7 +36,7 @@ NER_TASK_TYPE = "groundtruth/text-span"
 
 
 def matches(record: Any) -> bool:
-    return isinstance(record, dict) and ("source" in record or "source-ref" in record)
+    return isinstance(record, dict) and ("source" in record or "source-ref" in record) and "text" not in record
 
 
 def read_records(

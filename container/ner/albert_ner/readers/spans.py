@@ -143,7 +143,7 @@ def check_mentions(
     if problem is None:
         return list(mentions)
     table = utf16_to_code_points(text)
-    converted = []
+    converted: list[Mention] = []
     for mention in mentions:
         ends = [table[o] if 0 <= o < len(table) else -1 for o in (mention.start, mention.end)]
         if -1 in ends:
