@@ -24,7 +24,7 @@ EQUIVALENT_CONLL = "李 B-PER\n鹏 I-PER\n在 O\n北 B-LOC\n京 I-LOC\n。 O\n\n
 
 
 def document(directory, annotations=ANNOTATIONS, text=TEXT, name="doc"):
-    directory.mkdir(exist_ok=True)
+    directory.mkdir(parents=True, exist_ok=True)
     write(directory / f"{name}.txt", text)
     return write(directory / f"{name}.ann", annotations)
 
@@ -90,3 +90,22 @@ def test_overlap_options(tmp_path):
         (0, 2, "LOC"), (4, 6, "PER")]
     assert [tuple(e) for e in read_data_file(annotations, overlapping_entities="longest")[0][0].entities] == [
         (1, 4, "ORG"), (4, 6, "PER")]
+
+
+def test_corpus_documentation_beside_documents_is_skipped_but_not_elsewhere(tmp_path):
+    corpus = tmp_path / "corpus"
+    document(corpus / "train")
+    write(corpus / "README", "The news corpus.\nAnnotated by two people.\n")
+    write(corpus / "train" / "LICENSE", "Creative Commons Attribution 4.0\n")
+    sentences, report = read_channel(corpus)
+    assert len(sentences) == 4
+    assert report.skipped["files beside brat documents that hold no labels (README, LICENSE, ...)"] == 2
+    write(corpus / "train" / "broken.ann", "T1\tPER 0 2\t李鹏\nT2\tPER 0 1\t李\n")
+    write(corpus / "train" / "broken.txt", "李鹏")
+    with raises_at(corpus / "train" / "broken.ann", 2, "overlaps"):
+        read_channel(corpus)
+    (corpus / "train" / "broken.ann").unlink()
+    (corpus / "other").mkdir()
+    write(corpus / "other" / "README", "no brat here\n")
+    with raises_at(corpus / "other" / "README", 1, "fits no tag scheme"):
+        read_channel(corpus / "other")

@@ -13,6 +13,7 @@ counted in the :class:`ReadReport`.
 from __future__ import annotations
 
 import json
+import logging
 import os
 import stat
 from pathlib import Path
@@ -41,6 +42,9 @@ __all__ = ["ReadOptions", "ReadReport", "Sentence", "read_channel", "read_conll"
 #: own JSON Lines) comes last and gives the detailed error when nothing fits.
 _JSON_READERS: tuple[ModuleType, ...] = (ground_truth, label_studio, cluener, doccano)
 _HEAD_BYTES = 1 << 16
+_BESIDE_BRAT = "files beside brat documents that hold no labels (README, LICENSE, ...)"
+
+log = logging.getLogger("albert_ner.data")
 
 
 def _require_content(text: str, path: PathLike) -> None:
@@ -317,13 +321,27 @@ def read_channel(
     if not paths:
         raise DataError("no data files in this directory (hidden files are skipped)", root)
     documents = {brat.document_path(path) for path in paths if _is_brat_annotations(path, _head(path))}
+    brat_directories = {path.parent for path in documents}
+    brat_corpus = brat_directories | {parent for directory in brat_directories for parent in directory.parents}
 
     sentences: list[Sentence] = []
     total = ReadReport()
     for path in paths:
         if path in documents:
             continue  # read with its annotations
-        file_sentences, report = _read_file(path, options)
+        try:
+            file_sentences, report = _read_file(path, options)
+        except DataError as error:
+            # brat corpora ship a README and LICENSE beside (or above) the documents: there, plain text that
+            # does not read as CoNLL is documentation, skipped by name in the log. Every other failure stands.
+            head = _head(path)
+            if (path.parent not in brat_corpus or _is_brat_annotations(path, head)
+                    or _looks_like_json(head)):
+                raise
+            log.warning("skipped %s, beside brat documents: it holds no labels (%s)", path, error.reason)
+            total.files.append(os.fspath(path))
+            total.skipped[_BESIDE_BRAT] += 1
+            continue
         sentences.extend(file_sentences)
         total.add(report)
     return sentences, total

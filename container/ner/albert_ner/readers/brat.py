@@ -43,7 +43,7 @@ _FIRST_LINE = re.compile(r"T\d+\t\S+ \d+ \d+(;\d+ \d+)*(\t.*)?|R\d+\t\S+ \S+:\S+
 _TEXT_BOUND = re.compile(r"(?P<type>[^\t ]+) (?P<spans>\d+ \d+(?:;\d+ \d+)*)(?:\t(?P<text>.*))?")
 _KINDS = {"R": "relations", "E": "events", "A": "attributes", "M": "attributes", "N": "normalisations",
           "*": "equivalences", "#": "notes"}
-_CONFIG_SECTIONS = re.compile(r"\[(entities|relations|events|attributes|labels|drawing|options|search|"
+_CONFIG_SECTIONS = re.compile(r"\[(entities|relations|events|attributes|spans|labels|drawing|options|search|"
                               r"annotators|disambiguators|normalization)\]")
 _SENTENCE_END = re.compile(r"\n|[。！？!?][”’」』）)\"']*|\.(?=\s)")
 
