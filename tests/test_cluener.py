@@ -61,5 +61,5 @@ def test_malformed_records_name_file_line_and_field(tmp_path, label, message):
 
 def test_unlabelled_test_file_is_an_error(tmp_path):
     path = write(tmp_path / "test.json", jsonl({"id": 0, "text": "四川敦煌学”。"}))
-    with raises_at(path, 1, 'missing "entities"'):
+    with raises_at(path, 1, 'missing "entities": this record has a text and no labels'):
         read_data_file(path)

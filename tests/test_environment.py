@@ -76,7 +76,8 @@ def test_pipe_mode_channels_are_their_first_fifo(tmp_path: Path) -> None:
     (tmp_path / "input/config/inputdataconfig.json").write_text(json.dumps({
         "training": {"TrainingInputMode": "Pipe", "RecordWrapperType": "RecordIO"},
         "validation": {"TrainingInputMode": "File"}}))
-    env = TrainingEnvironment.from_environ({"SAGEMAKER_BASE_DIR": str(tmp_path)})
+    env = TrainingEnvironment.from_environ({"SAGEMAKER_BASE_DIR": str(tmp_path),
+                                            "SM_CHANNEL_TRAINING": str(tmp_path / "input/data/training")})
     assert env.channel_input_dirs == {"training": tmp_path / "input/data/training_0",
                                       "validation": tmp_path / "input/data/validation"}
     assert env.input_modes == {"training": "Pipe", "validation": "File"}

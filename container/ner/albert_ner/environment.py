@@ -114,13 +114,13 @@ class TrainingEnvironment:
         root = base_dir(environ)
         input_dir = root / "input"
         channels = _channels_from_disk(input_dir / "data")
-        input_modes = _input_modes(input_dir / "config" / "inputdataconfig.json")
-        for name, mode in input_modes.items():
-            if mode == "Pipe":
-                channels[name] = pipe_path(input_dir / "data", name)
         for key, value in environ.items():
             if key.startswith("SM_CHANNEL_") and key != "SM_CHANNELS":
                 channels[key[len("SM_CHANNEL_"):].lower()] = Path(value)
+        input_modes = _input_modes(input_dir / "config" / "inputdataconfig.json")
+        for name, mode in input_modes.items():
+            if mode == "Pipe":  # script mode's SM_CHANNEL_<NAME> names a directory that Pipe mode leaves empty
+                channels[name] = pipe_path(input_dir / "data", name)
         resources = _read_json_object(input_dir / "config" / "resourceconfig.json", required=False)
         hosts = tuple(sorted(resources.get("hosts", []))) or ("algo-1",)
         current_host = resources.get("current_host", hosts[0])

@@ -72,6 +72,9 @@ def read_record(
         raise fail(f'"{text_key}" must be a non-empty string, found {_json(text)[:80]}')
     key = next((k for k in _SPAN_KEYS if k in record), None)
     if key is None:
+        if set(record) <= {"id", "text"}:
+            raise fail('missing "entities": this record has a text and no labels (an unlabelled file, such as '
+                       "CLUENER's test.json, is not training data)")
         if "annotations" in record:
             raise fail('"annotations" with label ids: this older doccano export names labels by number only; '
                        'export again as "JSONL" with label names')
