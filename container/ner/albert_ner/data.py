@@ -23,7 +23,7 @@ from typing import Any
 from albert_ner.errors import DataError
 from albert_ner.files import PathLike, read_text
 from albert_ner.readers import brat, cluener, doccano, ground_truth, label_studio, recordio
-from albert_ner.readers.json_records import json_records
+from albert_ner.readers.json_records import json_records, looks_like_json
 from albert_ner.readers.spans import REPAIR_LOCATIONS_KEPT, ReadOptions, ReadReport, Sentence
 from albert_ner.tag_schemes import (
     SCHEME_PREFIXES,
@@ -189,19 +189,6 @@ def _parse_json(text: str, path: PathLike, options: ReadOptions) -> tuple[list[S
     return sentences, report
 
 
-def _looks_like_json(text: str) -> bool:
-    """JSON when the first value decodes, or when its first line can only be the start of one."""
-    stripped = text.lstrip(" \t\r\n")
-    if stripped[:1] not in ("{", "["):
-        return False
-    try:
-        json.JSONDecoder().raw_decode(stripped)
-        return True
-    except json.JSONDecodeError:
-        first = stripped.split("\n", 1)[0].strip()
-        return first in ("{", "[") or (first.startswith("{") and first.endswith("}"))
-
-
 def read_data_file(path: PathLike, scheme: str | None = None, repair: bool = False,
                    **options: Any) -> tuple[list[Sentence], ReadReport]:
     """Read one file in whichever format its content is (see the module docstring).
@@ -229,7 +216,7 @@ def _read_file(path: Path, options: ReadOptions) -> tuple[list[Sentence], ReadRe
 
 
 def _parse_text(text: str, path: PathLike, options: ReadOptions) -> tuple[list[Sentence], ReadReport]:
-    if _looks_like_json(text):
+    if looks_like_json(text):
         return _parse_json(text, path, options)
     return _parse_conll(text, path, options.scheme, options.repair)
 
@@ -336,7 +323,7 @@ def read_channel(
             # does not read as CoNLL is documentation, skipped by name in the log. Every other failure stands.
             head = _head(path)
             if (path.parent not in brat_corpus or _is_brat_annotations(path, head)
-                    or _looks_like_json(head)):
+                    or looks_like_json(head)):
                 raise
             log.warning("skipped %s, beside brat documents: it holds no labels (%s)", path, error.reason)
             total.files.append(os.fspath(path))

@@ -20,8 +20,17 @@ _WHITESPACE = " \t\r\n"
 
 
 def looks_like_json(text: str) -> bool:
-    """Whether the text starts with a JSON object or array (after blanks)."""
-    return text.lstrip(_WHITESPACE)[:1] in ("{", "[")
+    """JSON when the first value decodes, or when the first line can only be the start of one (so that a
+    broken JSON file gets a JSON error, while a CoNLL file whose first token is "{" stays CoNLL)."""
+    stripped = text.lstrip(_WHITESPACE)
+    if stripped[:1] not in ("{", "["):
+        return False
+    try:
+        _DECODER.raw_decode(stripped)
+        return True
+    except json.JSONDecodeError:
+        first = stripped.split("\n", 1)[0].strip()
+        return first in ("{", "[") or (first.startswith("{") and first.endswith("}"))
 
 
 def json_records(text: str, path: PathLike) -> Iterator[tuple[int, Any]]:
