@@ -136,25 +136,28 @@ def test_reads_jsonl_in_every_entity_form(tmp_path):
     assert sentences[2].entities == (Entity(0, 2, "LOC"),)
     assert sentences[3].entities == (Entity(0, 1, "LOC"),)
     assert sentences[4].entities == ()
-    assert (report.scheme, report.sentences, report.tokens) == ("jsonl", 5, 17)
+    assert (report.scheme, report.sentences, report.tokens) == ("doccano+jsonl", 5, 17)
 
 
 @pytest.mark.parametrize(
     "line, message",
     [
-        ('{"text": "abc", "entities": [[0, 1, "X"]', "invalid JSON at column"),
+        ('{"text": "abc", "entities": [[0, 1, "X"]', "invalid JSON in the value that starts on this line"),
         ('{"entities": []}', 'missing "text"'),
         ('{"text": 5, "entities": []}', '"text" must be a non-empty string'),
         ('{"text": "abc"}', 'missing "entities"'),
-        ('{"text": "abc", "entities": [[0, 4, "X"]]}', r"entities\[0\] \[0, 4, \"X\"\] is out of range"),
+        ('{"text": "abc", "entities": [[0, 4, "X"]]}', r"entities\[0\] \[0, 4, 'X'\] is out of range"),
         ('{"text": "abc", "entities": [[2, 2, "X"]]}', "out of range"),
-        ('{"text": "abc", "label": [[0, 2, "X"], [1, 3, "Y"]]}', r"label\[1\] \[1, 3, 'Y'\] overlaps label\[0\]"),
+        ('{"text": "abc", "label": [[0, 2, "X"], [1, 3, "Y"]]}',
+         r"label\[1\] \[1, 3\) Y overlaps label\[0\] \[0, 2\) X"),
         ('{"text": "abc", "entities": [[0, 1.5, "X"]]}', "end offset 1.5 is not an integer"),
         ('{"text": "abc", "entities": [["0", 1, "X"]]}', 'start offset "0" is not an integer'),
-        ('{"text": "abc", "entities": [[0, 1, ""]]}', "type must be a non-empty string"),
-        ('{"text": "abc", "entities": [[0, 1, "PER "]]}', "type must be a non-empty string without edge spaces"),
+        ('{"text": "abc", "entities": [[0, 1, ""]]}', "entity type '' must be a non-empty string"),
+        ('{"text": "abc", "entities": [[0, 1, "PER "]]}',
+         "entity type 'PER ' must be a non-empty string without edge spaces"),
         ('{"text": "abc", "entities": [[0, 1]]}', r'expected \[start, end, "TYPE"\]'),
-        ('{"text": "abc", "entities": [{"begin": 0}]}', "expected keys start/end/type"),
+        ('{"text": "abc", "entities": [{"begin": 0}]}',
+         "expected keys start_offset/end_offset/label or start/end/type"),
         ('["abc"]', "expected a JSON object"),
     ],
 )

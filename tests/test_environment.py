@@ -69,3 +69,18 @@ def test_baked_pretrained_dir_counts_only_when_it_holds_files(tmp_path: Path) ->
     (baked / "albert_config.json").write_text("{}")
     assert TrainingEnvironment.from_environ(environ).baked_pretrained_dir == baked
     assert TrainingEnvironment.from_environ({"SAGEMAKER_BASE_DIR": str(tmp_path)}).baked_pretrained_dir is None
+
+
+def test_pipe_mode_channels_are_their_first_fifo(tmp_path: Path) -> None:
+    layout(tmp_path, channels=("validation",))
+    (tmp_path / "input/config/inputdataconfig.json").write_text(json.dumps({
+        "training": {"TrainingInputMode": "Pipe", "RecordWrapperType": "RecordIO"},
+        "validation": {"TrainingInputMode": "File"}}))
+    env = TrainingEnvironment.from_environ({"SAGEMAKER_BASE_DIR": str(tmp_path),
+                                            "SM_CHANNEL_TRAINING": str(tmp_path / "input/data/training")})
+    assert env.channel_input_dirs == {"training": tmp_path / "input/data/training_0",
+                                      "validation": tmp_path / "input/data/validation"}
+    assert env.input_modes == {"training": "Pipe", "validation": "File"}
+    (tmp_path / "input/config/inputdataconfig.json").write_text(json.dumps({"training": {"TrainingInputMode": "X"}}))
+    with pytest.raises(AlbertNerError, match="channel 'training' has TrainingInputMode 'X'"):
+        TrainingEnvironment.from_environ({"SAGEMAKER_BASE_DIR": str(tmp_path)})

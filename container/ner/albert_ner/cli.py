@@ -1,4 +1,4 @@
-"""Command lines: the SageMaker ``train`` program and ``albert-ner train|evaluate|predict``.
+"""Command lines: the SageMaker ``train`` program and ``albert-ner train|evaluate|predict|convert``.
 
 Heavy modules (TensorFlow and everything that imports it) are imported inside the commands that need
 them, so ``albert-ner --help`` and a failing ``train`` answer quickly.
@@ -204,7 +204,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     evaluate = commands.add_parser("evaluate", help="score a trained model on labelled files")
     evaluate.add_argument("--model-dir", required=True)
-    evaluate.add_argument("files", nargs="+", help="CoNLL or JSON Lines files, or directories of them")
+    evaluate.add_argument("files", nargs="+", help="labelled files in any format train reads, or directories")
     evaluate.add_argument("--output", help="write the report as JSON here")
 
     predict = commands.add_parser("predict", help="tag text, one JSON line of entities per input line")
@@ -215,6 +215,18 @@ def main(argv: Sequence[str] | None = None) -> int:
     predict.add_argument("--output", help="JSON Lines output file (default: stdout)")
     predict.add_argument("--batch-size", type=int, default=128)
 
+    convert = commands.add_parser("convert", help="write labelled input in any readable format as CoNLL or "
+                                  "JSON Lines, to see what a job trains on")
+    convert.add_argument("inputs", nargs="+", help="files or channel directories, in any format train reads")
+    convert.add_argument("--to", choices=("conll", "jsonl"), default="conll", help="output format (default: conll)")
+    convert.add_argument("--output", help="output file (default: stdout)")
+    convert.add_argument("--tag-scheme", choices=("bio", "bioes"), default=None,
+                         help="tag scheme of CoNLL output (default: the job's tag_scheme hyperparameter default)")
+    for name in ("input_tag_scheme", "label_attribute", "overlapping_entities"):
+        convert.add_argument(f"--{name.replace('_', '-')}", help=f"as the {name} hyperparameter")
+    for name in ("repair_tags", "utf16_offsets"):
+        convert.add_argument(f"--{name.replace('_', '-')}", action="store_true", help=f"as the {name} hyperparameter")
+
     args = parser.parse_args(argv)
     if args.command == "train":
         if args.base_dir:
@@ -224,6 +236,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         if args.command == "evaluate":
             return _evaluate(args)
+        if args.command == "convert":
+            return _convert(args)
         return _predict(args)
     except AlbertNerError as error:
         print(f"albert-ner {args.command}: {error}", file=sys.stderr)
@@ -231,19 +245,42 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _evaluate(args: argparse.Namespace) -> int:
-    from albert_ner.data import read_channel, read_data_file
+    from albert_ner.data import read_channel
     from albert_ner.evaluation import evaluate
     from albert_ner.prediction import Predictor
 
     predictor = Predictor.load(args.model_dir)
     sentences = []
     for name in args.files:
-        path = Path(name)
-        sentences += (read_channel(path) if path.is_dir() else read_data_file(path))[0]
+        sentences += read_channel(name)[0]
     report = evaluate(sentences, predictor.predict_entities([sentence.tokens for sentence in sentences]))
     print(report.table())
     if args.output:
         write_text_atomically(Path(args.output), json.dumps(report.to_dict(), indent=2) + "\n")
+    return 0
+
+
+def _convert(args: argparse.Namespace) -> int:
+    """Read as a job would (same readers, same hyperparameter checks) and write what was read."""
+    from albert_ner.data import read_channel, to_conll, to_json_line
+    from albert_ner.hyperparameters import Hyperparameters
+
+    given = {name: getattr(args, name) for name in ("tag_scheme", "input_tag_scheme", "label_attribute",
+                                                     "overlapping_entities", "repair_tags", "utf16_offsets")}
+    hp = Hyperparameters.from_strings({name: value for name, value in given.items() if value not in (None, False)})
+    chunks = []
+    for name in args.inputs:
+        sentences, report = read_channel(name, scheme=hp.input_tag_scheme, repair=hp.repair_tags,
+                                         label_attribute=hp.label_attribute,
+                                         overlapping_entities=hp.overlapping_entities,
+                                         utf16_offsets=hp.utf16_offsets)
+        log.info("%s: %d sentences with %d entities, format %s%s", name, len(sentences), report.entities,
+                 report.scheme, f"; {report.notes()}" if report.notes() else "")
+        chunks += [to_conll(s, hp.tag_scheme) if args.to == "conll" else to_json_line(s) for s in sentences]
+    if args.output:
+        write_text_atomically(Path(args.output), "".join(chunks))
+    else:
+        sys.stdout.write("".join(chunks))
     return 0
 
 

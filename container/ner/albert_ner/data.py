@@ -1,55 +1,50 @@
-"""Reading labelled sentences: CoNLL columns or JSON Lines, one file or a whole channel.
+"""Reading labelled sentences from one file, a whole channel, or a Pipe-mode FIFO, whatever the format.
 
 Readers turn every input format into :class:`Sentence` objects holding tokens and entity spans, so the
-rest of the package never sees a tag scheme or a file format. Input is checked strictly: every problem is
-a :class:`~albert_ner.errors.DataError` naming the file and line (and the JSON field), because a training
-job that silently drops or "fixes" data trains on something the user did not give it.
+rest of the package never sees a tag scheme or a file format. A file's format is told from its content,
+never its name: CoNLL columns (read here), the project's JSON Lines and doccano's exports, SageMaker
+Ground Truth manifests, CLUENER2020, Label Studio and brat standoff (see :mod:`albert_ner.readers`).
+Input is checked strictly: every problem is a :class:`~albert_ner.errors.DataError` naming the file and
+line (and the JSON field), because a training job that silently drops or "fixes" data trains on something
+the user did not give it; what a format lets a reader leave out (relations, cancelled annotations) is
+counted in the :class:`ReadReport`.
 """
 
 from __future__ import annotations
 
-import itertools
 import json
+import logging
 import os
-from collections.abc import Callable
-from dataclasses import dataclass, field
+import stat
 from pathlib import Path
+from types import ModuleType
 from typing import Any
 
 from albert_ner.errors import DataError
 from albert_ner.files import PathLike, read_text
+from albert_ner.readers import brat, cluener, doccano, ground_truth, label_studio, recordio
+from albert_ner.readers.json_records import json_records, looks_like_json
+from albert_ner.readers.spans import REPAIR_LOCATIONS_KEPT, ReadOptions, ReadReport, Sentence
 from albert_ner.tag_schemes import (
     SCHEME_PREFIXES,
     SCHEMES,
-    Entity,
     TagSequenceError,
+    entities_to_tags,
     parse_tag,
     parse_tags,
     scheme_for_prefixes,
 )
 
-_REPAIR_LOCATIONS_KEPT = 20
+__all__ = ["ReadOptions", "ReadReport", "Sentence", "read_channel", "read_conll", "read_data_file", "read_jsonl",
+           "read_pipe", "to_conll", "to_json_line"]
 
+#: JSON readers in the order their shapes are tried on a file's first record; doccano's (and the project's
+#: own JSON Lines) comes last and gives the detailed error when nothing fits.
+_JSON_READERS: tuple[ModuleType, ...] = (ground_truth, label_studio, cluener, doccano)
+_HEAD_BYTES = 1 << 16
+_BESIDE_BRAT = "files beside brat documents that hold no labels (README, LICENSE, ...)"
 
-@dataclass(frozen=True)
-class Sentence:
-    """One labelled sentence: its tokens (one character each for Chinese) and entity spans over them."""
-
-    tokens: tuple[str, ...]
-    entities: tuple[Entity, ...]
-    source: str = ""  # "path:line" where it starts, for messages
-
-
-@dataclass
-class ReadReport:
-    """What a reader found, for the training log."""
-
-    files: list[str] = field(default_factory=list)
-    sentences: int = 0
-    tokens: int = 0
-    repairs: int = 0  # entities whose tags were repaired (repair=True only)
-    scheme: str = ""  # "bio", "bioes", "bmes", "jsonl", or several joined by "+" for a channel
-    repair_locations: list[str] = field(default_factory=list)  # "path:line" of the first repairs
+log = logging.getLogger("albert_ner.data")
 
 
 def _require_content(text: str, path: PathLike) -> None:
@@ -126,11 +121,10 @@ def _parse_conll(
             hint = "" if repair else "; reading with tag repair enabled would fix it"
             raise DataError(f"{error.reason}{hint}", path, first_line + error.index) from None
         sentences.append(Sentence(tuple(tokens), tuple(entities), f"{os.fspath(path)}:{first_line}"))
-        report.tokens += len(tokens)
         report.repairs += len(repaired)
-        for index in repaired[: _REPAIR_LOCATIONS_KEPT - len(report.repair_locations)]:
+        for index in repaired[: REPAIR_LOCATIONS_KEPT - len(report.repair_locations)]:
             report.repair_locations.append(f"{os.fspath(path)}:{first_line + index}")
-    report.sentences = len(sentences)
+    report.count(sentences)
     return sentences, report
 
 
@@ -170,122 +164,137 @@ def _check_new_tag(
     first_seen[prefix] = (line_number, tag)
 
 
-def read_jsonl(path: PathLike) -> tuple[list[Sentence], ReadReport]:
-    """Read JSON Lines: ``{"text": "...", "entities": [[start, end, "TYPE"], ...]}`` per line.
+def read_jsonl(path: PathLike, **options: Any) -> tuple[list[Sentence], ReadReport]:
+    """Read JSON objects with a text and entity spans: the project's JSON Lines, doccano, Ground Truth,
+    CLUENER or Label Studio (detected from the first record; see :mod:`albert_ner.readers`).
 
-    Offsets are character offsets into ``text``, end exclusive; tokens are the characters of ``text``.
-    doccano's exports are read as well: the key ``label`` instead of ``entities``, and entities written as
-    objects ``{"start_offset", "end_offset", "label"}`` (or ``{"start", "end", "type"}``).
+    The project's own form is ``{"text": "...", "entities": [[start, end, "TYPE"], ...]}`` per line:
+    character offsets into ``text``, end exclusive; tokens are the characters of ``text``. ``options`` are
+    those of :func:`read_channel`.
     """
     text = read_text(path)
     _require_content(text, path)
-    return _parse_jsonl(text, path)
+    return _parse_json(text, path, ReadOptions(**options))
 
 
-def _parse_jsonl(text: str, path: PathLike) -> tuple[list[Sentence], ReadReport]:
-    sentences = []
-    for line_number, line in enumerate(text.split("\n"), 1):
-        if not line.strip():
-            continue
-        try:
-            record = json.loads(line)
-        except json.JSONDecodeError as error:
-            raise DataError(f"invalid JSON at column {error.colno}: {error.msg}", path, line_number) from None
-        sentences.append(_record_to_sentence(record, f"{os.fspath(path)}:{line_number}", path, line_number))
-    report = ReadReport(
-        files=[os.fspath(path)], sentences=len(sentences), tokens=sum(len(s.tokens) for s in sentences), scheme="jsonl"
-    )
+def _parse_json(text: str, path: PathLike, options: ReadOptions) -> tuple[list[Sentence], ReadReport]:
+    records = list(json_records(text, path))
+    if not records:
+        raise DataError("no records: the JSON array is empty", path)
+    first = records[0][1]
+    reader = next((reader for reader in _JSON_READERS if reader.matches(first)), doccano)
+    sentences, report = reader.read_records(records, path, options)
+    report.files = [os.fspath(path)]
+    report.count(sentences)
     return sentences, report
 
 
-def _record_to_sentence(record: Any, source: str, path: PathLike, line_number: int) -> Sentence:
-    def fail(message: str) -> DataError:
-        return DataError(message, path, line_number)
+def read_data_file(path: PathLike, scheme: str | None = None, repair: bool = False,
+                   **options: Any) -> tuple[list[Sentence], ReadReport]:
+    """Read one file in whichever format its content is (see the module docstring).
 
-    if not isinstance(record, dict):
-        raise fail(f'expected a JSON object {{"text": ..., "entities": ...}}, found {_json(record)[:80]}')
-    if "text" not in record:
-        raise fail(f'missing "text" (keys found: {", ".join(record) or "none"})')
-    text = record["text"]
-    if not isinstance(text, str) or not text:
-        raise fail(f'"text" must be a non-empty string, found {_json(text)[:80]}')
-    key = next((k for k in ("entities", "label", "labels") if k in record), None)
-    if key is None:
-        raise fail('missing "entities" (or doccano\'s "label"): expected "entities": [[start, end, "TYPE"], ...]')
-    if not isinstance(record[key], list):
-        raise fail(f'"{key}" must be a list of [start, end, "TYPE"], found {_json(record[key])[:80]}')
-    located = sorted(
-        (_json_entity(item, len(text), f"{key}[{i}]", fail), f"{key}[{i}]") for i, item in enumerate(record[key])
-    )
-    for (previous, previous_field), (entity, entity_field) in itertools.pairwise(located):
-        if entity.start < previous.end:
-            raise fail(
-                f"{entity_field} {list(entity)} overlaps {previous_field} {list(previous)}; nested or "
-                "overlapping entities cannot be tagged"
-            )
-    return Sentence(tuple(text), tuple(entity for entity, _ in located), source)
-
-
-def _json_entity(item: Any, text_length: int, field_name: str, fail: Callable[[str], DataError]) -> Entity:
-    """One entity in any of the accepted forms, checked against the text it annotates."""
-    if isinstance(item, list) and len(item) == 3:
-        start, end, entity_type = item
-    elif isinstance(item, dict):
-        start = _first_key(item, ("start", "start_offset"))
-        end = _first_key(item, ("end", "end_offset"))
-        entity_type = _first_key(item, ("type", "label"))
-        if start is None or end is None or entity_type is None:
-            raise fail(
-                f"{field_name} {_json(item)}: expected keys start/end/type or start_offset/end_offset/label"
-            )
-    else:
-        raise fail(f'{field_name} {_json(item)}: expected [start, end, "TYPE"]')
-    for name, offset in (("start", start), ("end", end)):
-        if type(offset) is not int:
-            raise fail(f"{field_name} {_json(item)}: {name} offset {_json(offset)} is not an integer")
-    if not isinstance(entity_type, str) or not entity_type or entity_type != entity_type.strip():
-        raise fail(f"{field_name} {_json(item)}: the type must be a non-empty string without edge spaces")
-    if not 0 <= start < end <= text_length:
-        raise fail(
-            f"{field_name} {_json(item)} is out of range: need 0 <= start < end <= {text_length}, the length of "
-            '"text"'
-        )
-    return Entity(start, end, entity_type)
-
-
-def _first_key(mapping: dict[str, Any], keys: tuple[str, ...]) -> Any:
-    return next((mapping[k] for k in keys if k in mapping), None)
-
-
-def _json(value: Any) -> str:
-    return json.dumps(value, ensure_ascii=False)
-
-
-def read_data_file(
-    path: PathLike, scheme: str | None = None, repair: bool = False
-) -> tuple[list[Sentence], ReadReport]:
-    """Read one file as JSON Lines when its first non-blank line is a JSON object, else as CoNLL columns.
-
-    ``scheme`` and ``repair`` apply to CoNLL files only; JSON Lines carry spans, not tags.
+    ``scheme`` and ``repair`` apply to CoNLL files only; the other formats carry spans, not tags. A brat
+    annotation file is read with its text (``NAME.ann`` with ``NAME.txt``), from either of the two.
+    ``options`` are those of :func:`read_channel`.
     """
+    return _read_file(Path(path), ReadOptions(scheme=scheme, repair=repair, **options))
+
+
+def _read_file(path: Path, options: ReadOptions) -> tuple[list[Sentence], ReadReport]:
     text = read_text(path)
+    partner = path.with_suffix(".ann")
+    if path.suffix == ".txt" and partner.is_file() and _is_brat_annotations(partner, _head(partner)):
+        return brat.read_document(partner, options)
+    if _is_brat_annotations(path, text):
+        return brat.read_document(path, options)
     _require_content(text, path)
-    first = next(line.strip() for line in text.split("\n") if line.strip())
-    if first.startswith("{") and first.endswith("}"):
-        return _parse_jsonl(text, path)
-    return _parse_conll(text, path, scheme, repair)
+    if brat.is_configuration(text):
+        report = ReadReport(files=[os.fspath(path)], scheme=brat.FORMAT)
+        report.skipped["brat configuration files"] += 1
+        return [], report
+    return _parse_text(text, path, options)
+
+
+def _parse_text(text: str, path: PathLike, options: ReadOptions) -> tuple[list[Sentence], ReadReport]:
+    if looks_like_json(text):
+        return _parse_json(text, path, options)
+    return _parse_conll(text, path, options.scheme, options.repair)
+
+
+def _is_brat_annotations(path: Path, head: str) -> bool:
+    """brat standoff by content; an empty file counts when it is NAME.ann beside NAME.txt (a document
+    without annotations)."""
+    if not head.strip():
+        return path.suffix == ".ann" and brat.document_path(path).is_file()
+    return brat.is_standoff(head)
+
+
+def _head(path: Path) -> str:
+    """The first complete lines of a file, enough to recognise a format without reading it all."""
+    with open(path, "rb") as file:
+        data = file.read(_HEAD_BYTES)
+    if len(data) == _HEAD_BYTES and b"\n" in data:
+        data = data[: data.rindex(b"\n")]
+    return data.decode("utf-8", errors="replace")
+
+
+def read_pipe(fifo: PathLike, options: ReadOptions) -> tuple[list[Sentence], ReadReport]:
+    """Read a Pipe-mode channel from its FIFO (see :mod:`albert_ner.readers.recordio`).
+
+    An augmented manifest's records are regrouped into manifest lines; other RecordIO records are each one
+    S3 object's content, and an unframed stream is one file's.
+    """
+    with open(fifo, "rb") as stream:
+        data = stream.read()
+    if not data.strip():
+        raise DataError("the Pipe-mode channel sent no data", fifo)
+    if not recordio.is_recordio(data):
+        return _parse_text(_decode(data, fifo), fifo, options)
+    payloads = list(recordio.records(data, fifo))
+    lines = recordio.manifest_lines(payloads, fifo, options.label_attribute or "label")
+    if lines is not None:
+        sentences, report = ground_truth.read_records(lines, fifo, options)
+        report.files = [os.fspath(fifo)]
+        report.count(sentences)
+        return sentences, report
+    total = ReadReport()
+    sentences = []
+    for number, payload in enumerate(payloads, 1):
+        name = f"{os.fspath(fifo)} (record {number})"
+        record_sentences, report = _parse_text(_decode(payload, name), name, options)
+        sentences += record_sentences
+        total.add(report)
+    return sentences, total
+
+
+def _decode(data: bytes, path: PathLike) -> str:
+    try:
+        return data.decode("utf-8-sig")
+    except UnicodeDecodeError as error:
+        raise DataError(f"not UTF-8: {error.reason} at byte offset {error.start}", path) from None
 
 
 def read_channel(
-    directory: PathLike, scheme: str | None = None, repair: bool = False
+    directory: PathLike,
+    scheme: str | None = None,
+    repair: bool = False,
+    label_attribute: str | None = None,
+    overlapping_entities: str = "error",
+    utf16_offsets: bool = False,
 ) -> tuple[list[Sentence], ReadReport]:
     """Read every data file under ``directory`` (a SageMaker channel), in sorted path order.
 
-    Hidden files and directories (names starting with ".") are skipped. Each file is read with
-    :func:`read_data_file`, so CoNLL files with different schemes and JSON Lines files may share a channel.
-    ``directory`` may also be a single file.
+    Hidden files and directories (names starting with ".") are skipped. Each file is read in the format its
+    content shows, so formats may share a channel; a brat document's ``.txt`` is read with its ``.ann``.
+    ``directory`` may also be a single file, or the FIFO of a Pipe-mode channel (:func:`read_pipe`).
+    ``scheme`` and ``repair`` apply to CoNLL files; ``label_attribute`` names the Ground Truth label
+    attribute; ``overlapping_entities`` (error, longest, first) and ``utf16_offsets`` are explained in
+    :mod:`albert_ner.readers.spans`.
     """
+    options = ReadOptions(scheme, repair, label_attribute, overlapping_entities, utf16_offsets)
     root = Path(directory)
+    if root.exists() and stat.S_ISFIFO(root.stat().st_mode):
+        return read_pipe(root, options)
     if root.is_file():
         paths = [root]
     elif root.is_dir():
@@ -298,18 +307,52 @@ def read_channel(
         raise DataError("no such file or directory", root)
     if not paths:
         raise DataError("no data files in this directory (hidden files are skipped)", root)
+    documents = {brat.document_path(path) for path in paths if _is_brat_annotations(path, _head(path))}
+    brat_directories = {path.parent for path in documents}
+    brat_corpus = brat_directories | {parent for directory in brat_directories for parent in directory.parents}
 
     sentences: list[Sentence] = []
     total = ReadReport()
-    schemes = set()
     for path in paths:
-        file_sentences, report = read_data_file(path, scheme, repair)
+        if path in documents:
+            continue  # read with its annotations
+        try:
+            file_sentences, report = _read_file(path, options)
+        except DataError as error:
+            # brat corpora ship a README and LICENSE beside (or above) the documents: there, plain text that
+            # does not read as CoNLL is documentation, skipped by name in the log. Every other failure stands.
+            head = _head(path)
+            if (path.parent not in brat_corpus or _is_brat_annotations(path, head)
+                    or looks_like_json(head)):
+                raise
+            log.warning("skipped %s, beside brat documents: it holds no labels (%s)", path, error.reason)
+            total.files.append(os.fspath(path))
+            total.skipped[_BESIDE_BRAT] += 1
+            continue
         sentences.extend(file_sentences)
-        total.files.extend(report.files)
-        total.sentences += report.sentences
-        total.tokens += report.tokens
-        total.repairs += report.repairs
-        total.repair_locations.extend(report.repair_locations[: _REPAIR_LOCATIONS_KEPT - len(total.repair_locations)])
-        schemes.add(report.scheme)
-    total.scheme = "+".join(sorted(schemes))
+        total.add(report)
     return sentences, total
+
+
+def to_conll(sentence: Sentence, scheme: str) -> str:
+    """One sentence as CoNLL lines (``token<TAB>tag``) and the blank line after it, tagged in ``scheme``.
+
+    Whitespace tokens are written as one space (the tab keeps it a token): a line break cannot sit inside
+    a CoNLL line, and the tokenizer reads every kind of whitespace as the same token anyway.
+    """
+    tags = entities_to_tags(len(sentence.tokens), sentence.entities, scheme)
+    return "".join(f"{' ' if token.isspace() else token}\t{tag}\n"
+                   for token, tag in zip(sentence.tokens, tags, strict=True)) + "\n"
+
+
+def to_json_line(sentence: Sentence) -> str:
+    """One sentence as the project's JSON Lines, with character offsets and where it was read from.
+
+    Tokens are joined as they are, so the offsets count characters even for multi-character tokens.
+    """
+    offsets = [0]
+    for token in sentence.tokens:
+        offsets.append(offsets[-1] + len(token))
+    entities = [[offsets[e.start], offsets[e.end], e.type] for e in sentence.entities]
+    return json.dumps({"text": "".join(sentence.tokens), "entities": entities, "read_from": sentence.source},
+                      ensure_ascii=False) + "\n"

@@ -5,6 +5,10 @@ moves that root elsewhere so that tests and users can run ``train`` against any 
 ``/opt/ml``. The names (``model_dir``, ``channel_input_dirs``, ``current_host``, ``hosts``) are the
 toolkit's, so people who know it find their way here.
 
+A channel in Pipe mode (``TrainingInputMode`` in ``input/config/inputdataconfig.json``) is not a directory:
+SageMaker streams it into the FIFO ``input/data/<channel>_<epoch>``. Its entry in ``channel_input_dirs``
+is then the first epoch's FIFO, ``<channel>_0``, which the readers recognise and read once.
+
 The AWS framework containers (script mode) describe the same places through ``SM_MODEL_DIR``,
 ``SM_CHANNEL_<NAME>`` and ``SM_OUTPUT_DATA_DIR``; when those are set they win, so the same trainer runs as
 an ``entry_point`` on the prebuilt TensorFlow image.
@@ -54,7 +58,8 @@ class TrainingEnvironment:
     base_dir: Path
     model_dir: Path
     output_data_dir: Path
-    channel_input_dirs: dict[str, Path]
+    channel_input_dirs: dict[str, Path]  # a Pipe-mode channel's entry is its FIFO
+    input_modes: dict[str, str] = field(default_factory=dict)  # channel -> File, FastFile or Pipe
     current_host: str = "algo-1"
     hosts: tuple[str, ...] = ("algo-1",)
     network_interface_name: str | None = None
@@ -112,6 +117,10 @@ class TrainingEnvironment:
         for key, value in environ.items():
             if key.startswith("SM_CHANNEL_") and key != "SM_CHANNELS":
                 channels[key[len("SM_CHANNEL_"):].lower()] = Path(value)
+        input_modes = _input_modes(input_dir / "config" / "inputdataconfig.json")
+        for name, mode in input_modes.items():
+            if mode == "Pipe":  # script mode's SM_CHANNEL_<NAME> names a directory that Pipe mode leaves empty
+                channels[name] = pipe_path(input_dir / "data", name)
         resource_config = input_dir / "config" / "resourceconfig.json"
         resources = _read_json_object(resource_config, required=False)
         listed = resources.get("hosts", [])
@@ -127,6 +136,7 @@ class TrainingEnvironment:
             model_dir=Path(environ.get("SM_MODEL_DIR", str(root / "model"))),
             output_data_dir=output_data_dir(environ),
             channel_input_dirs=channels,
+            input_modes=input_modes,
             current_host=current_host,
             hosts=hosts,
             network_interface_name=resources.get("network_interface_name"),
@@ -205,6 +215,23 @@ def _port(environ: Mapping[str, str], key: str, default: int) -> int:
     if not value.isdigit() or not 0 < int(value) < 65536:
         raise AlbertNerError(f"environment variable {key}={value!r}: expected a TCP port number (1-65535)")
     return int(value)
+
+
+def pipe_path(data_dir: Path, channel: str, epoch: int = 0) -> Path:
+    """The FIFO SageMaker streams a Pipe-mode channel into for one epoch (a new one per epoch)."""
+    return data_dir / f"{channel}_{epoch}"
+
+
+def _input_modes(path: Path) -> dict[str, str]:
+    config = _read_json_object(path, required=False)
+    modes = {}
+    for name, channel in config.items():
+        mode = channel.get("TrainingInputMode", "File") if isinstance(channel, dict) else None
+        if mode not in ("File", "FastFile", "Pipe"):
+            raise AlbertNerError(f"{path}: channel {name!r} has TrainingInputMode {mode!r}; expected File, "
+                                 "FastFile or Pipe")
+        modes[name] = mode
+    return modes
 
 
 def _channels_from_disk(data_dir: Path) -> dict[str, Path]:

@@ -23,6 +23,7 @@ from typing import Any
 
 from albert_ner.errors import HyperparameterError
 from albert_ner.modeling.albert import ENCODER_SIZES
+from albert_ner.readers.spans import OVERLAP_POLICIES
 
 TAG_SCHEMES = ("bio", "bioes", "bmes")
 PRECISIONS = ("auto", "float32", "float16", "bfloat16")
@@ -64,6 +65,16 @@ class Hyperparameters:
                                        choices=TAG_SCHEMES)
     repair_tags: bool = _hp(False, "Fix an I-/M-/E- tag with no opening tag instead of failing (the count "
                             "of fixes is logged).")
+    label_attribute: str | None = _hp(None, "The label attribute of a SageMaker Ground Truth manifest (the "
+                                      "labelling job's name) when a line holds several (null: the one attribute "
+                                      "shaped like named-entity labels).")
+    overlapping_entities: str = _hp("error", "Overlapping or duplicate entity spans, which no tag scheme can "
+                                    "express: error fails naming both; longest keeps the longest of each "
+                                    "overlapping group, first the one that starts first (the count dropped is "
+                                    "logged).", choices=OVERLAP_POLICIES)
+    utf16_offsets: bool = _hp(False, "Convert offsets counted in UTF-16 code units (browser-based annotators "
+                              "with emoji in the text) to characters, in the records of CLUENER, Label Studio "
+                              "and brat files whose spans check out only that way; false fails naming them.")
     entity_types: list[str] | None = _hp(None, "Entity types the model must know (null: those in the "
                                          "training data). A type in the data but not in this list fails.")
     validation_split: float = _hp(0.1, "Share of the training data held out for validation when there is no "

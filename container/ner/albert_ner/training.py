@@ -106,10 +106,11 @@ def prepare_data(hp: Hyperparameters, env: TrainingEnvironment) -> PreparedData:
 
 
 def _read(directory: Path, hp: Hyperparameters, channel: str) -> tuple[list[Sentence], ReadReport]:
-    sentences, report = read_channel(directory, scheme=hp.input_tag_scheme, repair=hp.repair_tags)
-    log.info("channel %s: %d sentences from %d file(s), tag scheme %s%s", channel, len(sentences),
-             len(report.files), report.scheme,
-             f", {report.repairs} entities repaired" if report.repairs else "")
+    sentences, report = read_channel(directory, scheme=hp.input_tag_scheme, repair=hp.repair_tags,
+                                     label_attribute=hp.label_attribute,
+                                     overlapping_entities=hp.overlapping_entities, utf16_offsets=hp.utf16_offsets)
+    log.info("channel %s: %d sentences with %d entities from %d file(s), format %s%s", channel, len(sentences),
+             report.entities, len(report.files), report.scheme, f"; {report.notes()}" if report.notes() else "")
     return sentences, report
 
 
