@@ -149,17 +149,22 @@ def test_malformed_data_line_fails_naming_file_and_line(opt_ml: OptMl) -> None:
     assert not opt_ml.model_dir.exists() or not any(opt_ml.model_dir.iterdir())
 
 
-@pytest.mark.parametrize("content, problem", [("{not json", "not valid JSON"),
-                                               ('{"current_host": "algo-1", "hosts": "algo-1"}',
-                                                "hosts must be a list of host names")])
-def test_malformed_resource_config_writes_the_failure_file(opt_ml: OptMl, content: str, problem: str) -> None:
+@pytest.mark.parametrize("name, content, problem", [
+    ("resourceconfig.json", "{not json", "not valid JSON"),
+    ("resourceconfig.json", '{"current_host": "algo-1", "hosts": "algo-1"}', "hosts must be a list of host names"),
+    ("inputdataconfig.json", '{"training": {"TrainingInputMode": "File"', "not valid JSON"),
+    ("inputdataconfig.json", '{"training": {"TrainingInputMode": "Stream"}}',
+     "channel 'training' has TrainingInputMode"),
+])
+def test_malformed_sagemaker_config_writes_the_failure_file(opt_ml: OptMl, name: str, content: str,
+                                                            problem: str) -> None:
     """Reading the environment happens inside the failure handling: the job says which file is wrong."""
     sample_job(opt_ml, TINY_HYPERPARAMETERS)
-    resource_config = opt_ml.base / "input" / "config" / "resourceconfig.json"
-    resource_config.write_text(content, encoding="utf-8")
+    config = opt_ml.base / "input" / "config" / name
+    config.write_text(content, encoding="utf-8")
     result = opt_ml.run_train()
     reason = failure_reason(opt_ml, result)
-    assert reason.startswith(f"{resource_config}: {problem}"), reason
+    assert reason.startswith(f"{config}: {problem}"), reason
     assert "training failed" in result.stdout and (opt_ml.output_data_dir / "training.log").is_file()
 
 
