@@ -22,7 +22,7 @@ from albert_ner.data_summary import SplitSummary
 from albert_ner.evaluation import evaluate
 from albert_ner.report_page import EvaluatedSplit, ReportPage, render_report_page
 from albert_ner.tag_schemes import Entity as E
-from albert_ner.training_history import HISTORY_FILE, TrainingHistory
+from albert_ner.training_history import TrainingHistory
 from conftest import REPO, SAMPLE
 
 HOSTILE = '<script>alert("x")</script> & \'q\''
@@ -117,14 +117,6 @@ def test_curves_are_an_svg_of_the_history_and_a_resume_is_explained(tmp_path: Pa
     evaluations = table_rows(root, "evaluations")
     assert [cells[1] for name, cells in evaluations.items() if name != "evaluation"] == ["20", "40"]
     assert "training" in table_rows(root, "phases")
-
-
-def test_an_unreadable_history_leaves_the_curves_to_this_run(tmp_path: Path, caplog) -> None:
-    (tmp_path / HISTORY_FILE).write_text("{not json", encoding="utf-8")
-    history = TrainingHistory()
-    history.resume(tmp_path, 30)
-    assert history.log_points == [] and history.resumed_at == [30]
-    assert "no training history before step 30" in caplog.text
 
 
 # ------------------------------------------------------------------------------ the trained sample job
