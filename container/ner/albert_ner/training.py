@@ -276,17 +276,18 @@ def train(hp: Hyperparameters, env: TrainingEnvironment) -> TrainingResult:
                  test_report.micro.recall, test_report.f1)
         evaluated.append(EvaluatedSplit("test", data.test, test_predicted, test_report))
     history.lap("final evaluation")
+    fingerprint = _fingerprint(model)
     if env.is_chief:
         _write_artifacts(env, predictor, validation_report, test_report, data.test, test_predicted)
         history.lap("writing the model")
-        _write_report_page(env, hp, data, model, evaluated, history, {
+        _write_report_page(env, hp, data, model, fingerprint, evaluated, history, {
             "stopped": _why_stopped(hp, progress, total_steps, steps_per_epoch), "steps": f"{progress.step:,}",
             "training windows": f"{len(examples):,}", "precision": precision,
             "strategy": f"{strategy_name(strategy)} with {strategy.num_replicas_in_sync} replica(s)"})
     elapsed = time.monotonic() - started
     _, peak_rss = resources.host_memory_mib()
     log.info("training finished in %.1f s (%d steps); peak host RSS %.0f MiB; weights sha256 %s", elapsed,
-             progress.step, peak_rss, _fingerprint(model))
+             progress.step, peak_rss, fingerprint)
     return TrainingResult(validation_report, test_report, progress.step, elapsed)
 
 
@@ -392,13 +393,14 @@ def _write_artifacts(env: TrainingEnvironment, predictor: Predictor, validation:
 
 
 def _write_report_page(env: TrainingEnvironment, hp: Hyperparameters, data: PreparedData, model: AlbertTagger,
-                       evaluated: list[EvaluatedSplit], history: TrainingHistory, job: dict[str, str]) -> None:
+                       fingerprint: str, evaluated: list[EvaluatedSplit], history: TrainingHistory,
+                       job: dict[str, str]) -> None:
     pretrained = data.checkpoint_prefix is not None
     provenance = {"encoder": data.encoder_provenance,
                   "peak learning rates": f"encoder {hp.encoder_learning_rate(pretrained):g}, "
                                          f"head {hp.head_learning_rate:g}",
                   "parameters": f"{model.count_params():,}", "devices": resources.describe_devices(),
-                  "model directory": str(env.model_dir), "weights sha256 (first 16 digits)": _fingerprint(model)}
+                  "model directory": str(env.model_dir), "weights sha256 (first 16 digits)": fingerprint}
     write_report_page(env.output_data_dir / REPORT_PAGE, ReportPage(
         "albert-ner training report", evaluated, data.summaries, history, hp.to_dict(), job, provenance))
 
