@@ -99,13 +99,13 @@ def render_report_page(page: ReportPage) -> str:
         outcome_colours=_OUTCOME_COLOURS, no_entity=NO_ENTITY, breakdowns=breakdowns, listed=listed,
         worst=[(outcome, _highlighted(outcome, colours)) for outcome in worst],
         curves=_curves_svg(page.history) if page.history and page.history.log_points else None,
-        versions=versions(), generated=datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%d %H:%M UTC"),
+        versions=_versions(), generated=datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%d %H:%M UTC"),
         hyperparameters={key: json.dumps(value, ensure_ascii=False)
                          for key, value in (page.hyperparameters or {}).items()},
         confusion_axes=_confusion_axes, outcome_label=_outcome_label)
 
 
-def versions() -> dict[str, str]:
+def _versions() -> dict[str, str]:
     """Python and the libraries whose versions decide the numbers on the page."""
     found = {"Python": platform.python_version()}
     for name in _VERSIONED:
