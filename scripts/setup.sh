@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Install albert-ner into a virtual environment. Idempotent: a second run installs nothing new.
 #
-#   scripts/setup.sh            .venv: the package with its test extras (what scripts/test.sh runs)
+#   scripts/setup.sh            .venv: the package with its test extras (what scripts/test.sh runs), and
+#                               (as root, with apt) the headless browser the report page test renders with
 #   scripts/setup.sh --runtime  .venv-job: the package with its runtime dependencies only (what
 #                               scripts/main_job.sh runs, and what the image ships), so that the main job
 #                               proves those dependencies are enough and a newcomer downloads no PyTorch,
@@ -19,3 +20,17 @@ if [ ! -x "$venv/bin/python" ]; then
 fi
 "$venv/bin/python" -m pip install --quiet --upgrade pip
 "$venv/bin/python" -m pip install --quiet -e "$requirement"
+if [ "$venv" = .venv-job ]; then
+    exit 0
+fi
+# tests/test_report_page.py screenshots report.html with Debian's Chromium; a CJK font draws the sample's
+# Chinese text. Without root or apt the test is skipped (CI sets ALBERT_NER_REQUIRE_BROWSER=1: it fails).
+if ! command -v chromium >/dev/null || ! fc-list :lang=zh 2>/dev/null | grep -q .; then
+    if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+        apt-get update -qq
+        DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends chromium fontconfig \
+            fonts-liberation fonts-wqy-microhei >/dev/null
+    else
+        echo "setup.sh: chromium not installed (needs root and apt-get); the browser test will be skipped" >&2
+    fi
+fi

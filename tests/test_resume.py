@@ -99,3 +99,9 @@ def test_sigkill_resumes_from_the_last_periodic_checkpoint(tmp_path, uninterrupt
     assert_same_result(final(opt_ml), uninterrupted)
     # Pruned to keep_checkpoints.
     assert len(list((opt_ml.base / "checkpoints").glob("ckpt-*.index"))) == 3
+    # The report's history: the killed run's progress lines up to the checkpoint, then the resumed run's, once each.
+    history = json.loads((opt_ml.base / "checkpoints" / "training_history.json").read_text())
+    assert [point["step"] for point in history["log_points"]] == [*range(5, 86, 5), 86]
+    assert history["resumed_at"] == [30]
+    page = " ".join((opt_ml.output_data_dir / "report.html").read_text(encoding="utf-8").split())
+    assert "resumed from a checkpoint at step 30" in page

@@ -29,7 +29,7 @@ def test_train_writes_model_reports_and_logs(trained) -> None:
     assert MODEL_FILES <= {path.name for path in opt_ml.model_dir.iterdir()}
     data = {path.name for path in opt_ml.output_data_dir.iterdir()}
     assert {"training.log", "test_report.json", "test_report.txt", "test_predictions.jsonl",
-            "validation_report.json", "tensorboard"} <= data
+            "validation_report.json", "tensorboard", "report.html"} <= data
     assert not [name for name in data if "partial" in name]
     assert not opt_ml.failure.exists()
     assert "entities" in (opt_ml.output_data_dir / "training.log").read_text(encoding="utf-8")
@@ -190,6 +190,10 @@ def test_pretrained_channel_is_loaded_and_fine_tuned(opt_ml: OptMl, family: str)
     assert re.search(r"loaded \d+ encoder tensors from .*albert_model.ckpt", result.stdout), result.stdout[-3000:]
     saved_vocab = (opt_ml.model_dir / "vocab.txt").read_text(encoding="utf-8").split("\n")
     assert saved_vocab[:2] == ["[PAD]", "[unused1]"] and len(saved_vocab) - 1 == config["vocab_size"]
+    # A job that max_steps ends still writes its report page, naming the encoder's origin.
+    page = " ".join((opt_ml.output_data_dir / "report.html").read_text(encoding="utf-8").split())
+    assert "stopped: max_steps=5 reached" in page
+    assert re.search(rf"pretrained ALBERT \S*albert_model.ckpt \({family} family, hidden 48", page)
 
 
 def test_pretrained_family_mismatch_fails_naming_the_variable(opt_ml: OptMl) -> None:

@@ -206,6 +206,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     evaluate.add_argument("--model-dir", required=True)
     evaluate.add_argument("files", nargs="+", help="labelled files in any format train reads, or directories")
     evaluate.add_argument("--output", help="write the report as JSON here")
+    evaluate.add_argument("--report", help="write the HTML report page (scores, error breakdown, worst sentences) here")
 
     predict = commands.add_parser("predict", help="tag text, one JSON line of entities per input line")
     predict.add_argument("--model-dir", required=True)
@@ -250,13 +251,25 @@ def _evaluate(args: argparse.Namespace) -> int:
     from albert_ner.prediction import Predictor
 
     predictor = Predictor.load(args.model_dir)
-    sentences = []
+    sentences, repairs = [], 0
     for name in args.files:
-        sentences += read_channel(name)[0]
-    report = evaluate(sentences, predictor.predict_entities([sentence.tokens for sentence in sentences]))
+        read, read_report = read_channel(name)
+        sentences += read
+        repairs += read_report.repairs
+    predicted = predictor.predict_entities([sentence.tokens for sentence in sentences])
+    report = evaluate(sentences, predicted)
     print(report.table())
     if args.output:
         write_text_atomically(Path(args.output), json.dumps(report.to_dict(), indent=2) + "\n")
+    if args.report:
+        from albert_ner.data_summary import summarize_split
+        from albert_ner.report_page import EvaluatedSplit, ReportPage, write_report_page
+
+        summary = summarize_split("evaluated", sentences, predictor.tokenizer, predictor.window, repairs)
+        write_report_page(Path(args.report), ReportPage(
+            "albert-ner evaluation report", [EvaluatedSplit("evaluated", sentences, predicted, report)], [summary],
+            provenance={"model directory": str(Path(args.model_dir).resolve()),
+                        "files": ", ".join(str(Path(name).resolve()) for name in args.files)}))
     return 0
 
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import resource
+from dataclasses import dataclass
 from pathlib import Path
 
 MIB = 1024 * 1024
@@ -117,15 +118,34 @@ class ThroughputMeter:
         """Time spent waiting for steps already counted (the device finishing them)."""
         self._step_seconds += seconds
 
-    def report(self) -> str:
+    def report(self) -> Throughput:
+        """The rates since the last report (or since the meter was made), and the memory now; starts over."""
         elapsed = max(self._data_seconds + self._step_seconds, 1e-9)
         steps = max(self._steps, 1)
         current, peak = host_memory_mib()
-        text = (f"sentences_per_sec={self._sentences / elapsed:.1f} chars_per_sec={self._characters / elapsed:.0f} "
-                f"data_ms={1000 * self._data_seconds / steps:.1f} step_ms={1000 * self._step_seconds / steps:.1f} "
-                f"host_mem_mib={current:.0f} host_peak_mib={peak:.0f}")
-        gpus = gpu_memory_mib()
-        if gpus:
-            text += " gpu_peak_mib=" + ",".join(f"{value:.0f}" for value in gpus)
+        throughput = Throughput(self._sentences / elapsed, self._characters / elapsed,
+                                1000 * self._data_seconds / steps, 1000 * self._step_seconds / steps,
+                                current, peak, tuple(gpu_memory_mib()))
         self._reset()
+        return throughput
+
+
+@dataclass(frozen=True)
+class Throughput:
+    """One report of a :class:`ThroughputMeter`; ``str()`` gives the fields of the log's progress line."""
+
+    sentences_per_sec: float
+    chars_per_sec: float
+    data_ms: float
+    step_ms: float
+    host_mem_mib: float
+    host_peak_mib: float
+    gpu_peak_mib: tuple[float, ...]
+
+    def __str__(self) -> str:
+        text = (f"sentences_per_sec={self.sentences_per_sec:.1f} chars_per_sec={self.chars_per_sec:.0f} "
+                f"data_ms={self.data_ms:.1f} step_ms={self.step_ms:.1f} "
+                f"host_mem_mib={self.host_mem_mib:.0f} host_peak_mib={self.host_peak_mib:.0f}")
+        if self.gpu_peak_mib:
+            text += " gpu_peak_mib=" + ",".join(f"{value:.0f}" for value in self.gpu_peak_mib)
         return text

@@ -31,6 +31,7 @@ from albert_ner.batching import EncodedExamples, training_batches
 from albert_ner.checkpoints import find_pretrained, load_albert_checkpoint
 from albert_ner.cluster import choose_strategy, strategy_name
 from albert_ner.data import ReadReport, Sentence, read_channel
+from albert_ner.data_summary import SplitSummary, summarize_split
 from albert_ner.environment import TrainingEnvironment
 from albert_ner.errors import DataError, HyperparameterError, TrainingStopped
 from albert_ner.evaluation import EvaluationReport, evaluate, write_report
@@ -41,8 +42,10 @@ from albert_ner.modeling.albert import AlbertConfig, sized_config
 from albert_ner.modeling.tagger import AlbertTagger
 from albert_ner.optimization import TrainStep, make_loss_scale, make_optimizers, set_precision
 from albert_ner.prediction import Predictor, build_model
+from albert_ner.report_page import REPORT_PAGE, EvaluatedSplit, ReportPage, write_report_page
 from albert_ner.tag_schemes import Entity, LabelMap
 from albert_ner.tokenization import CharTokenizer, Vocab
+from albert_ner.training_history import TrainingHistory
 from albert_ner.training_state import Progress, TrainingState
 from albert_ner.validation import Validation
 from albert_ner.windows import split_into_windows
@@ -62,6 +65,8 @@ class PreparedData:
     label_map: LabelMap
     albert_config: AlbertConfig
     checkpoint_prefix: str | None
+    encoder_provenance: str  # where the encoder's weights come from, in words
+    summaries: list[SplitSummary]
 
 
 def prepare_data(hp: Hyperparameters, env: TrainingEnvironment) -> PreparedData:
@@ -72,13 +77,18 @@ def prepare_data(hp: Hyperparameters, env: TrainingEnvironment) -> PreparedData:
                         f"{env.base_dir / 'input' / 'data' / 'training'} (found channels: "
                         f"{sorted(channels) or 'none'})")
     train, report = _read(channels["training"], hp, "training")
+    repairs: dict[str, int | None] = {"training": report.repairs, "validation": None, "test": None}
     if "validation" in channels:
-        validation, _ = _read(channels["validation"], hp, "validation")
+        validation, validation_report = _read(channels["validation"], hp, "validation")
+        repairs["validation"] = validation_report.repairs
     else:
         train, validation = _split(train, hp.validation_split, hp.seed)
         log.info("validation: %d sentences held out of training (validation_split=%s, seed=%d)",
                  len(validation), hp.validation_split, hp.seed)
-    test = _read(channels["test"], hp, "test")[0] if "test" in channels else None
+    test = None
+    if "test" in channels:
+        test, test_report = _read(channels["test"], hp, "test")
+        repairs["test"] = test_report.repairs
 
     pretrained_dir = (channels.get("pretrained") or (Path(hp.pretrained_dir) if hp.pretrained_dir else None)
                       or env.baked_pretrained_dir)
@@ -87,21 +97,30 @@ def prepare_data(hp: Hyperparameters, env: TrainingEnvironment) -> PreparedData:
         albert_config = AlbertConfig.from_json_file(files.config_path)
         vocab = Vocab.from_file(files.vocab_path)
         checkpoint_prefix: str | None = str(files.checkpoint_prefix)
+        provenance = (f"pretrained ALBERT {files.checkpoint_prefix} ({albert_config.family} family, hidden "
+                      f"{albert_config.hidden_size}, {albert_config.num_hidden_layers} layers)")
         log.info("pretrained ALBERT: %s (%s family, hidden %d, %d layers)", pretrained_dir,
                  albert_config.family, albert_config.hidden_size, albert_config.num_hidden_layers)
     else:
         vocab = Vocab.build([sentence.tokens for sentence in train], min_count=hp.vocab_min_count)
         albert_config = sized_config(hp.encoder_size, len(vocab), hp.num_hidden_layers)
         checkpoint_prefix = None
+        provenance = (f"no pretrained weights: ALBERT-{hp.encoder_size}-sized encoder trained from scratch "
+                      f"(hidden {albert_config.hidden_size}, {albert_config.num_hidden_layers} layers), "
+                      f"vocabulary of {len(vocab)} built from the training data")
         log.info("no pretrained weights: ALBERT-%s-sized encoder from scratch, vocabulary of %d built from "
                  "the training data", hp.encoder_size, len(vocab))
     if hp.max_seq_length > albert_config.max_position_embeddings:
         raise HyperparameterError(f"hyperparameter max_seq_length={hp.max_seq_length}: the encoder has only "
                                   f"{albert_config.max_position_embeddings} positions")
     label_map = LabelMap(_entity_types(hp, train + validation), scheme=hp.tag_scheme)
-    data = PreparedData(train, validation, test, CharTokenizer(vocab, lower_case=hp.lower_case),
-                        label_map, albert_config, checkpoint_prefix)
-    _log_data_summary(data, report, hp)
+    tokenizer = CharTokenizer(vocab, lower_case=hp.lower_case)
+    summaries = [summarize_split(name, sentences, tokenizer, hp.max_seq_length - 2, repairs[name])
+                 for name, sentences in (("training", train), ("validation", validation), ("test", test or []))
+                 if sentences]
+    data = PreparedData(train, validation, test, tokenizer, label_map, albert_config, checkpoint_prefix,
+                        provenance, summaries)
+    _log_data_summary(data)
     return data
 
 
@@ -137,23 +156,13 @@ def _entity_types(hp: Hyperparameters, sentences: Sequence[Sentence]) -> list[st
     return sorted(set(hp.entity_types))
 
 
-def _log_data_summary(data: PreparedData, report: ReadReport, hp: Hyperparameters) -> None:
-    for name, sentences in (("training", data.train), ("validation", data.validation),
-                            ("test", data.test or [])):
-        if not sentences:
-            continue
-        counts: dict[str, int] = {}
-        for sentence in sentences:
-            for entity in sentence.entities:
-                counts[entity.type] = counts.get(entity.type, 0) + 1
-        characters = sum(len(sentence.tokens) for sentence in sentences)
-        windowed = sum(len(sentence.tokens) > hp.max_seq_length - 2 for sentence in sentences)
-        _, unknown = data.tokenizer.encode_corpus([sentence.tokens for sentence in sentences])
+def _log_data_summary(data: PreparedData) -> None:
+    for summary in data.summaries:
         log.info("data %s: %d sentences, %d characters, entities %s, [UNK] rate %.4f%s, %d sentence(s) "
-                 "longer than %d characters split into windows", name, len(sentences), characters,
-                 json.dumps(counts, ensure_ascii=False), unknown.rate,
-                 f" (most common: {''.join(char for char, _ in unknown.most_common[:10])})"
-                 if unknown.count else "", windowed, hp.max_seq_length - 2)
+                 "longer than %d characters split into windows", summary.name, summary.sentences,
+                 summary.characters, json.dumps(summary.entities, ensure_ascii=False), summary.unknown_rate,
+                 f" (most common: {summary.unknown_most_common})" if summary.unknown_most_common else "",
+                 summary.long_sentences, summary.window_characters)
     log.info("labels (%s): %s", data.label_map.scheme, " ".join(data.label_map.tags))
 
 
@@ -169,6 +178,7 @@ class TrainingResult:
 def train(hp: Hyperparameters, env: TrainingEnvironment) -> TrainingResult:
     """Run one training job end to end (resuming from its checkpoints) and write its model and reports."""
     started = time.monotonic()
+    history = TrainingHistory()
     stop_signal = StopSignal()
     keras.utils.set_random_seed(hp.seed)
     precision = set_precision(hp)
@@ -179,6 +189,7 @@ def train(hp: Hyperparameters, env: TrainingEnvironment) -> TrainingResult:
     log.info("hyperparameters: %s", json.dumps(hp.to_dict(), ensure_ascii=False, sort_keys=True))
 
     data = prepare_data(hp, env)
+    history.lap("reading the data")
     vocab = data.tokenizer.vocab
     windows = [window.sentence for sentence in data.train
                for window in split_into_windows(sentence, hp.max_seq_length - 2)]
@@ -211,8 +222,11 @@ def train(hp: Hyperparameters, env: TrainingEnvironment) -> TrainingResult:
     predictor = Predictor(model, data.tokenizer, data.label_map, hp.max_seq_length, hp.eval_batch_size)
     tensorboard = tf.summary.create_file_writer(str(env.output_dir / "tensorboard"))
     progress = state.restore() or Progress()
-    validation = Validation(predictor, data.validation, optimizers, state, tensorboard,
+    if progress.step:
+        history.resume(env.checkpoint_dir, progress.step)
+    validation = Validation(predictor, data.validation, optimizers, state, tensorboard, history,
                             hp.early_stopping_patience, state.load_best_weights() if progress.step else None)
+    history.lap("building the model")
     batches = training_batches(examples, hp.batch_size, hp.seed, hp.length_grouping, hp.token_dropout,
                                vocab.unk_id, progress.epoch, progress.next_batch)
     meter = resources.ThroughputMeter()
@@ -232,14 +246,14 @@ def train(hp: Hyperparameters, env: TrainingEnvironment) -> TrainingResult:
         if bar is not None:
             bar.update(1)
         if progress.step % hp.log_every_steps == 0 or stop:
-            _log_progress(progress, total_steps, losses, optimizers[0], meter, tensorboard)
+            _log_progress(progress, total_steps, losses, optimizers[0], meter, tensorboard, history)
             losses = []
         if batch.last_in_epoch or stop or (hp.eval_every_steps and progress.step % hp.eval_every_steps == 0):
             stop = validation.run(progress) or stop
         if batch.last_in_epoch:
             progress.epoch, progress.next_batch = progress.epoch + 1, 0
         if checkpoint_due(hp, progress, batch.last_in_epoch or stop, stop_signal):
-            _save_checkpoint(state, progress, stop_signal)
+            _save_checkpoint(state, progress, stop_signal, history)
         batch = None if stop else upcoming
     if bar is not None:
         bar.close()
@@ -248,9 +262,12 @@ def train(hp: Hyperparameters, env: TrainingEnvironment) -> TrainingResult:
     log.info("the training step was traced %d time(s) for the batch shapes it met", train_step.traces)
     if validation.best_weights is None:
         raise DataError("training ran no evaluation: nothing to keep (is max_steps 0?)")
+    history.lap("training")
     model.set_weights(validation.best_weights)
-    validation_report = evaluate(data.validation, predictor.predict_entities(_tokens(data.validation)))
+    validation_predicted = predictor.predict_entities(_tokens(data.validation))
+    validation_report = evaluate(data.validation, validation_predicted)
     log.info("best validation F1 %.4f", validation_report.f1)
+    evaluated = [EvaluatedSplit("validation", data.validation, validation_predicted, validation_report)]
 
     test_report, test_predicted = None, None
     if data.test:
@@ -258,24 +275,34 @@ def train(hp: Hyperparameters, env: TrainingEnvironment) -> TrainingResult:
         test_report = evaluate(data.test, test_predicted)
         log.info("test_precision=%.4f test_recall=%.4f test_f1=%.4f", test_report.micro.precision,
                  test_report.micro.recall, test_report.f1)
+        evaluated.append(EvaluatedSplit("test", data.test, test_predicted, test_report))
+    history.lap("final evaluation")
+    fingerprint = _fingerprint(model)
     if env.is_chief:
         _write_artifacts(env, predictor, validation_report, test_report, data.test, test_predicted)
+        history.lap("writing the model")
+        _write_report_page(env, hp, data, model, fingerprint, evaluated, history, {
+            "stopped": _why_stopped(hp, progress, total_steps, steps_per_epoch), "steps": f"{progress.step:,}",
+            "training windows": f"{len(examples):,}", "precision": precision,
+            "strategy": f"{strategy_name(strategy)} with {strategy.num_replicas_in_sync} replica(s)"})
     elapsed = time.monotonic() - started
     _, peak_rss = resources.host_memory_mib()
     log.info("training finished in %.1f s (%d steps); peak host RSS %.0f MiB; weights sha256 %s", elapsed,
-             progress.step, peak_rss, _fingerprint(model))
+             progress.step, peak_rss, fingerprint)
     return TrainingResult(validation_report, test_report, progress.step, elapsed)
 
 
 def _log_progress(progress: Progress, total_steps: int, losses: list[tf.Tensor],
                   encoder_optimizer: keras.optimizers.Optimizer, meter: resources.ThroughputMeter,
-                  tensorboard: tf.summary.SummaryWriter) -> None:
+                  tensorboard: tf.summary.SummaryWriter, history: TrainingHistory) -> None:
     """The progress line: the mean loss since the last one, the learning rate, throughput and its split."""
     waited = time.perf_counter()
     mean_loss = sum(float(loss) for loss in losses) / len(losses)  # the one place the host waits for steps
     meter.add_wait(time.perf_counter() - waited)
+    learning_rate, throughput = float(encoder_optimizer.learning_rate), meter.report()
     log.info("epoch=%d step=%d/%d train_loss=%.4f lr=%.3g %s", progress.epoch, progress.step, total_steps,
-             mean_loss, float(encoder_optimizer.learning_rate), meter.report())
+             mean_loss, learning_rate, throughput)
+    history.record_log(progress.step, progress.epoch, mean_loss, learning_rate, throughput.sentences_per_sec)
     with tensorboard.as_default(step=progress.step):
         tf.summary.scalar("train_loss", mean_loss)
 
@@ -288,12 +315,25 @@ def checkpoint_due(hp: Hyperparameters, progress: Progress, epoch_ended_or_stopp
             or bool(every and progress.step % every == 0))
 
 
-def _save_checkpoint(state: TrainingState, progress: Progress, stop_signal: StopSignal) -> None:
+def _save_checkpoint(state: TrainingState, progress: Progress, stop_signal: StopSignal,
+                     history: TrainingHistory) -> None:
+    """Save the loop's state; the history goes first, so that it never lacks steps a checkpoint holds."""
+    if state.writer:
+        history.save(state.directory)
     checkpoint = state.save(progress)
     if stop_signal.received:
         raise TrainingStopped(f"stopped by {stop_signal.received} at epoch {progress.epoch}, step "
                               f"{progress.step}: checkpoint {checkpoint} saved; the next run with the same "
                               f"checkpoints resumes from it")
+
+
+def _why_stopped(hp: Hyperparameters, progress: Progress, total_steps: int, steps_per_epoch: int) -> str:
+    if progress.step < total_steps:
+        return (f"early stopping at step {progress.step:,} (no better validation F1 in "
+                f"{progress.evaluations_since_best} evaluations)")
+    if total_steps < steps_per_epoch * hp.epochs:
+        return f"max_steps={hp.max_steps:,} reached"
+    return f"all {hp.epochs} epochs run"
 
 
 def _tokens(sentences: Sequence[Sentence]) -> list[tuple[str, ...]]:
@@ -351,6 +391,19 @@ def _write_artifacts(env: TrainingEnvironment, predictor: Predictor, validation:
     tensorboard = env.output_dir / "tensorboard"
     if tensorboard.is_dir():
         shutil.copytree(tensorboard, env.output_data_dir / "tensorboard", dirs_exist_ok=True)
+
+
+def _write_report_page(env: TrainingEnvironment, hp: Hyperparameters, data: PreparedData, model: AlbertTagger,
+                       fingerprint: str, evaluated: list[EvaluatedSplit], history: TrainingHistory,
+                       job: dict[str, str]) -> None:
+    pretrained = data.checkpoint_prefix is not None
+    provenance = {"encoder": data.encoder_provenance,
+                  "peak learning rates": f"encoder {hp.encoder_learning_rate(pretrained):g}, "
+                                         f"head {hp.head_learning_rate:g}",
+                  "parameters": f"{model.count_params():,}", "devices": resources.describe_devices(),
+                  "model directory": str(env.model_dir), "weights sha256 (first 16 digits)": fingerprint}
+    write_report_page(env.output_data_dir / REPORT_PAGE, ReportPage(
+        "albert-ner training report", evaluated, data.summaries, history, hp.to_dict(), job, provenance))
 
 
 def _write_predictions(sentences: Sequence[Sentence], predicted: Sequence[Sequence[Entity]], path: Path) -> None:

@@ -19,6 +19,7 @@ from albert_ner.data import Sentence
 from albert_ner.evaluation import evaluate
 from albert_ner.optimization import averaged_weights
 from albert_ner.prediction import Predictor
+from albert_ner.training_history import TrainingHistory
 from albert_ner.training_state import Progress, TrainingState
 
 log = logging.getLogger("albert_ner.training")
@@ -30,10 +31,10 @@ class Validation:
 
     def __init__(self, predictor: Predictor, sentences: Sequence[Sentence],
                  optimizers: tuple[keras.optimizers.Optimizer, keras.optimizers.Optimizer], state: TrainingState,
-                 tensorboard: tf.summary.SummaryWriter, patience: int | None,
+                 tensorboard: tf.summary.SummaryWriter, history: TrainingHistory, patience: int | None,
                  best_weights: list[np.ndarray] | None):
         self.predictor, self.sentences, self.optimizers = predictor, sentences, optimizers
-        self.state, self.tensorboard, self.patience = state, tensorboard, patience
+        self.state, self.tensorboard, self.history, self.patience = state, tensorboard, history, patience
         self.best_weights = best_weights
 
     def run(self, progress: Progress) -> bool:
@@ -44,9 +45,11 @@ class Validation:
             predicted = self.predictor.predict_entities([sentence.tokens for sentence in self.sentences])
             report = evaluate(self.sentences, predicted)
             better = model.get_weights() if report.f1 > progress.best_f1 else None
+        seconds = time.perf_counter() - started
         log.info("epoch=%d step=%d val_precision=%.4f val_recall=%.4f val_f1=%.4f eval_s=%.1f", progress.epoch,
-                 progress.step, report.micro.precision, report.micro.recall, report.f1,
-                 time.perf_counter() - started)
+                 progress.step, report.micro.precision, report.micro.recall, report.f1, seconds)
+        self.history.record_evaluation(progress.step, progress.epoch, report.micro.precision, report.micro.recall,
+                                       report.f1, seconds)
         with self.tensorboard.as_default(step=progress.step):
             tf.summary.scalar("val_f1", report.f1)
         if better is not None:
