@@ -1,4 +1,4 @@
-"""Command lines: the SageMaker ``train`` program and ``albert-ner train|evaluate|predict``.
+"""Command lines: the SageMaker ``train`` program and ``albert-ner train|evaluate|predict|download``.
 
 Heavy modules (TensorFlow and everything that imports it) are imported inside the commands that need
 them, so ``albert-ner --help`` and a failing ``train`` answer quickly.
@@ -210,6 +210,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     predict.add_argument("--output", help="JSON Lines output file (default: stdout)")
     predict.add_argument("--batch-size", type=int, default=128)
 
+    download = commands.add_parser("download", help="fetch a pretrained_model into a directory laid out like the "
+                                   "`pretrained` channel (to upload to S3 once, for accounts without internet)")
+    download.add_argument("name", help="what pretrained_model accepts: owner/name[@revision] on the Hugging Face "
+                          "Hub, an albert_zh short name, or a directory")
+    download.add_argument("--to", required=True, help="directory to create (must be absent or empty)")
+
     args = parser.parse_args(argv)
     if args.command == "train":
         if args.base_dir:
@@ -219,6 +225,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         if args.command == "evaluate":
             return _evaluate(args)
+        if args.command == "download":
+            return _download(args)
         return _predict(args)
     except AlbertNerError as error:
         print(f"albert-ner {args.command}: {error}", file=sys.stderr)
@@ -239,6 +247,15 @@ def _evaluate(args: argparse.Namespace) -> int:
     print(report.table())
     if args.output:
         write_text_atomically(Path(args.output), json.dumps(report.to_dict(), indent=2) + "\n")
+    return 0
+
+
+def _download(args: argparse.Namespace) -> int:
+    from albert_ner.pretrained_sources import copy_pretrained, resolve_pretrained_model
+
+    source = resolve_pretrained_model(args.name, os.environ)
+    copy_pretrained(source, Path(args.to))
+    print(f"{args.name} written to {args.to}: upload it as the `pretrained` channel")
     return 0
 
 

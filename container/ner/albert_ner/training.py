@@ -28,7 +28,7 @@ import tensorflow as tf
 
 from albert_ner import resources
 from albert_ner.batching import EncodedExamples, training_batches
-from albert_ner.checkpoints import find_pretrained, load_albert_checkpoint
+from albert_ner.checkpoints import PretrainedFiles, find_pretrained, load_pretrained, read_pretrained_config
 from albert_ner.cluster import choose_strategy, strategy_name
 from albert_ner.data import ReadReport, Sentence, read_channel
 from albert_ner.environment import TrainingEnvironment
@@ -41,6 +41,7 @@ from albert_ner.modeling.albert import AlbertConfig, sized_config
 from albert_ner.modeling.tagger import AlbertTagger
 from albert_ner.optimization import TrainStep, make_loss_scale, make_optimizers, set_precision
 from albert_ner.prediction import Predictor, build_model
+from albert_ner.pretrained_sources import choose_pretrained
 from albert_ner.tag_schemes import Entity, LabelMap
 from albert_ner.tokenization import CharTokenizer, Vocab
 from albert_ner.training_state import Progress, TrainingState
@@ -61,7 +62,8 @@ class PreparedData:
     tokenizer: CharTokenizer
     label_map: LabelMap
     albert_config: AlbertConfig
-    checkpoint_prefix: str | None
+    pretrained: PretrainedFiles | None
+    provenance: dict | None  # where the pretrained encoder came from (model_config.json keeps it)
 
 
 def prepare_data(hp: Hyperparameters, env: TrainingEnvironment) -> PreparedData:
@@ -80,19 +82,21 @@ def prepare_data(hp: Hyperparameters, env: TrainingEnvironment) -> PreparedData:
                  len(validation), hp.validation_split, hp.seed)
     test = _read(channels["test"], hp, "test")[0] if "test" in channels else None
 
-    pretrained_dir = (channels.get("pretrained") or (Path(hp.pretrained_dir) if hp.pretrained_dir else None)
-                      or env.baked_pretrained_dir)
-    if pretrained_dir is not None:
-        files = find_pretrained(pretrained_dir)
-        albert_config = AlbertConfig.from_json_file(files.config_path)
-        vocab = Vocab.from_file(files.vocab_path)
-        checkpoint_prefix: str | None = str(files.checkpoint_prefix)
-        log.info("pretrained ALBERT: %s (%s family, hidden %d, %d layers)", pretrained_dir,
-                 albert_config.family, albert_config.hidden_size, albert_config.num_hidden_layers)
+    source = choose_pretrained(channels.get("pretrained"), hp.pretrained_model, hp.pretrained_dir,
+                               env.baked_pretrained_dir, env.environ)
+    pretrained: PretrainedFiles | None = None
+    provenance = None
+    if source is not None:
+        pretrained = find_pretrained(source.directory)
+        albert_config = read_pretrained_config(pretrained)
+        vocab = Vocab.from_file(pretrained.vocab_path)
+        provenance = source.provenance()
+        log.info("pretrained ALBERT: %s (%s layout, %s family, hidden %d, %d layers); provenance %s",
+                 source.directory, pretrained.layout, albert_config.family, albert_config.hidden_size,
+                 albert_config.num_hidden_layers, json.dumps(provenance, ensure_ascii=False, sort_keys=True))
     else:
         vocab = Vocab.build([sentence.tokens for sentence in train], min_count=hp.vocab_min_count)
         albert_config = sized_config(hp.encoder_size, len(vocab), hp.num_hidden_layers)
-        checkpoint_prefix = None
         log.info("no pretrained weights: ALBERT-%s-sized encoder from scratch, vocabulary of %d built from "
                  "the training data", hp.encoder_size, len(vocab))
     if hp.max_seq_length > albert_config.max_position_embeddings:
@@ -100,7 +104,7 @@ def prepare_data(hp: Hyperparameters, env: TrainingEnvironment) -> PreparedData:
                                   f"{albert_config.max_position_embeddings} positions")
     label_map = LabelMap(_entity_types(hp, train + validation), scheme=hp.tag_scheme)
     data = PreparedData(train, validation, test, CharTokenizer(vocab, lower_case=hp.lower_case),
-                        label_map, albert_config, checkpoint_prefix)
+                        label_map, albert_config, pretrained, provenance)
     _log_data_summary(data, report, hp)
     return data
 
@@ -188,14 +192,14 @@ def train(hp: Hyperparameters, env: TrainingEnvironment) -> TrainingResult:
     log.info("training on %d windows: %d steps per epoch, %d steps in all", len(examples), steps_per_epoch,
              total_steps)
 
-    pretrained = data.checkpoint_prefix is not None
+    pretrained = data.pretrained is not None
     with strategy.scope():
         model = AlbertTagger(data.albert_config, len(data.label_map), cls_id=vocab.cls_id, sep_id=vocab.sep_id,
                              pad_id=vocab.pad_id, lstm_units=hp.lstm_units, dropout=hp.dropout,
                              use_crf=hp.use_crf, allowed=data.label_map.allowed_transitions())
         build_model(model, vocab.pad_id)
-        if data.checkpoint_prefix is not None:
-            load_albert_checkpoint(model.encoder, data.checkpoint_prefix)
+        if data.pretrained is not None:
+            load_pretrained(model.encoder, data.pretrained)
         optimizers = make_optimizers(model, hp, total_steps, pretrained)
         loss_scale = make_loss_scale(precision)
         state = TrainingState(env.checkpoint_dir, model, optimizers, loss_scale, keep=hp.keep_checkpoints,
@@ -207,7 +211,8 @@ def train(hp: Hyperparameters, env: TrainingEnvironment) -> TrainingResult:
              f"{sum(int(np.prod(v.shape)) for v in model.head_variables):,}")
     train_step = TrainStep(model, optimizers, loss_scale, strategy, hp.clip_norm, precision)
 
-    predictor = Predictor(model, data.tokenizer, data.label_map, hp.max_seq_length, hp.eval_batch_size)
+    predictor = Predictor(model, data.tokenizer, data.label_map, hp.max_seq_length, hp.eval_batch_size,
+                          pretrained=data.provenance)
     tensorboard = tf.summary.create_file_writer(str(env.output_dir / "tensorboard"))
     progress = state.restore() or Progress()
     validation = Validation(predictor, data.validation, optimizers, state, tensorboard,

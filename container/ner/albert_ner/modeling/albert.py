@@ -13,9 +13,10 @@ brightmart ``albert_zh`` and Google-format ALBERT differ in architecture, not on
   Google's code used when it trained the checkpoints.
 
 Every kernel has the shape of its TF1 variable, so loading a checkpoint (``albert_ner.checkpoints``) is a
-plain assignment. The numerics follow the TF1 code that trained the weights: ``hidden_act`` "gelu" is the
-tanh approximation and LayerNorm epsilon is 1e-12 (not Keras's 1e-3): getting either wrong would still run,
-and only drift from what the pretrained weights expect.
+plain assignment (PyTorch checkpoints, ``albert_ner.transformers_checkpoints``, are transposed on the way
+in). The numerics follow the code that trained the weights: ``hidden_act`` "gelu" is TF1's tanh approximation
+and LayerNorm epsilon is 1e-12 (not Keras's 1e-3): getting either wrong would still run, and only drift from
+what the pretrained weights expect.
 """
 
 from __future__ import annotations
@@ -42,8 +43,15 @@ def _gelu_tanh(x: tf.Tensor) -> tf.Tensor:
     return tf.nn.gelu(x, approximate=True)
 
 
-# "gelu" means the tanh approximation in the TF1 codebases; Hugging Face calls the same function "gelu_new".
-_ACTIVATIONS = {"gelu": _gelu_tanh, "gelu_new": _gelu_tanh, "relu": tf.nn.relu, "tanh": tf.tanh}
+def _gelu_erf(x: tf.Tensor) -> tf.Tensor:
+    return tf.nn.gelu(x, approximate=False)
+
+
+# "gelu" means the tanh approximation in the TF1 codebases; Hugging Face calls the same function "gelu_new",
+# and its own "gelu" is the exact erf form, which is "gelu_erf" here (albert_ner.transformers_checkpoints maps
+# Hugging Face names onto these).
+_ACTIVATIONS = {"gelu": _gelu_tanh, "gelu_new": _gelu_tanh, "gelu_erf": _gelu_erf, "relu": tf.nn.relu,
+                "tanh": tf.tanh}
 
 # Google's config keys for architectures its released checkpoints never use; only their defaults are built.
 _GOOGLE_UNSUPPORTED_DEFAULTS = {"net_structure_type": 0, "gap_size": 0, "num_memory_blocks": 0, "down_scale_factor": 1}
@@ -289,7 +297,7 @@ class AlbertEncoder(keras.layers.Layer):
     """ALBERT as a Keras layer: token ids and a padding mask in, one hidden vector per token out.
 
     Token-type ids are all 0 (a tagger feeds one segment). Build it from the config shipped with the
-    checkpoint, then call :func:`albert_ner.checkpoints.load_albert_checkpoint`.
+    checkpoint, then call :func:`albert_ner.checkpoints.load_pretrained`.
     """
 
     def __init__(self, config: AlbertConfig, **kwargs: Any):
