@@ -1,0 +1,170 @@
+"""pretrained_model from a Hugging Face Hub: the real huggingface_hub client, through `train` as a subprocess,
+against a fake Hub on 127.0.0.1 (tests/fake_hub.py) serving a model written by transformers' save_pretrained."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+import transformers
+
+from albert_fixtures import SPECIAL_VOCAB
+from conftest import SAMPLE, TINY_HYPERPARAMETERS, TRAIN, OptMl, sample_job
+from fake_hub import FakeHub, Repository, repository_from_directory
+
+REPO_ID = "voidful/albert_chinese_tiny"
+CARD = "---\nlicense: gpl-3.0\nlanguage: zh\n---\n# albert_chinese_tiny (test copy)\n"
+HYPERPARAMETERS = {key: value for key, value in TINY_HYPERPARAMETERS.items()
+                   if key not in ("encoder_size", "num_hidden_layers")}
+HYPERPARAMETERS.update({"epochs": "1", "max_steps": "4", "pretrained_model": REPO_ID})
+
+
+def sample_vocab() -> list[str]:
+    characters = sorted({line.split("\t")[0] for line in (SAMPLE / "train.txt").read_text(encoding="utf-8")
+                         .splitlines() if "\t" in line} - set(SPECIAL_VOCAB))
+    return SPECIAL_VOCAB + characters
+
+
+@pytest.fixture(scope="module")
+def tiny_model(tmp_path_factory) -> Path:
+    """voidful/albert_chinese_tiny's shape (embedding 128 -> hidden 312, 4 layers, 12 heads), one layer here."""
+    directory = tmp_path_factory.mktemp("albert_chinese_tiny")
+    vocab = sample_vocab()
+    torch.manual_seed(0)
+    config = transformers.AlbertConfig(vocab_size=len(vocab), embedding_size=128, hidden_size=312,
+                                       num_hidden_layers=1, num_attention_heads=12, intermediate_size=1248,
+                                       hidden_act="gelu", max_position_embeddings=64)
+    transformers.AlbertForMaskedLM(config).save_pretrained(directory)
+    (directory / "vocab.txt").write_text("\n".join(vocab) + "\n", encoding="utf-8")
+    (directory / "README.md").write_text(CARD, encoding="utf-8")
+    (directory / "tokenizer_config.json").write_text('{"tokenizer_class": "BertTokenizer"}', encoding="utf-8")
+    return directory
+
+
+@pytest.fixture
+def hub(tiny_model):
+    fake = FakeHub({REPO_ID: repository_from_directory(tiny_model),
+                    "gated/albert": repository_from_directory(tiny_model, gated=True)})
+    fake.endpoint = fake.start()
+    yield fake
+    fake.server.server_close()
+
+
+def run_train(opt_ml: OptMl, hub_home: Path, endpoint: str, **environ: str) -> subprocess.CompletedProcess:
+    env = {key: value for key, value in os.environ.items() if not key.startswith("HF_")}
+    env.update(SAGEMAKER_BASE_DIR=str(opt_ml.base), PYTHONUNBUFFERED="1", HF_HOME=str(hub_home),
+               HF_ENDPOINT=endpoint, HF_HUB_DISABLE_TELEMETRY="1", **environ)
+    return subprocess.run([sys.executable, str(TRAIN)], env=env, capture_output=True, text=True, timeout=600)
+
+
+def test_download_train_then_offline_from_the_cache_with_no_request(tmp_path, hub, tiny_model):
+    hub_home = tmp_path / "hf"
+    online = OptMl(tmp_path / "online")
+    sample_job(online, HYPERPARAMETERS)
+    result = run_train(online, hub_home, hub.endpoint)
+    assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-3000:]
+    assert any(request.startswith("GET /api/models/voidful/albert_chinese_tiny/revision/main")
+               for request in hub.requests)
+    downloaded = {request.rsplit("/", 1)[1] for request in hub.requests if "/resolve/" in request}
+    assert downloaded == {"config.json", "vocab.txt", "model.safetensors", "README.md"}  # no tokenizer_config
+    assert "loaded 23 encoder tensors" in result.stdout
+    assert "skipped" in result.stdout and "predictions." in result.stdout
+    assert "licence gpl-3.0" in result.stdout and "WARNING" in result.stdout
+
+    config = json.loads((online.model_dir / "model_config.json").read_text(encoding="utf-8"))
+    provenance = config["pretrained"]
+    digest = __import__("hashlib").sha256((tiny_model / "model.safetensors").read_bytes()).hexdigest()
+    assert provenance == {
+        "source": "huggingface_hub", "pretrained_model": REPO_ID, "endpoint": hub.endpoint, "repository": REPO_ID,
+        "revision": "main", "commit": hub.repositories[REPO_ID].commit, "weights_file": "model.safetensors",
+        "weights_sha256": digest, "license": "gpl-3.0"}
+    assert digest in result.stdout
+    assert config["tagger"]["albert_config"]["hidden_act"] == "gelu_erf"
+
+    hub.requests.clear()
+    offline = OptMl(tmp_path / "offline")
+    sample_job(offline, HYPERPARAMETERS)
+    result = run_train(offline, hub_home, hub.endpoint, HF_HUB_OFFLINE="1")
+    assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-3000:]
+    assert hub.requests == []
+    assert json.loads((offline.model_dir / "model_config.json").read_text())["pretrained"] == provenance
+
+
+def _cache_files(hub_home: Path) -> list[str]:
+    return sorted(str(path.relative_to(hub_home)) for path in hub_home.rglob("*") if path.is_file())
+
+
+def _failure(opt_ml: OptMl) -> str:
+    return opt_ml.failure.read_text(encoding="utf-8").splitlines()[0]
+
+
+@pytest.mark.parametrize("model, fault, message", [
+    ("someone/no_such_albert", None, r"pretrained_model='someone/no_such_albert': no repository someone/"
+                                     r"no_such_albert on http://127\.0\.0\.1:\d+ .*check the name, HF_ENDPOINT and "
+                                     r"HF_TOKEN"),
+    (f"{REPO_ID}@v9", None, rf"pretrained_model='{REPO_ID}@v9': {REPO_ID} has no revision 'v9': give an existing "
+                            "branch, tag or commit"),
+    ("gated/albert", None, r"pretrained_model='gated/albert': gated/albert is gated: accept its terms .* HF_TOKEN"),
+    (REPO_ID, "truncate", rf"pretrained_model='{REPO_ID}': downloading {REPO_ID}@main .* failed: Consistency check "
+                          r"failed.*Nothing partial was kept in the cache; run the job again"),
+    (REPO_ID, "die", rf"pretrained_model='{REPO_ID}': cannot reach http://127\.0\.0\.1:\d+: .*check the network "
+                     "and HF_ENDPOINT"),
+])
+def test_hub_failures_name_the_model_and_what_to_do(tmp_path, hub, model, fault, message):
+    import re
+
+    if fault:
+        hub.faults["model.safetensors"] = fault
+    hub_home = tmp_path / "hf"
+    opt_ml = OptMl(tmp_path / "job")
+    sample_job(opt_ml, {**HYPERPARAMETERS, "pretrained_model": model})
+    result = run_train(opt_ml, hub_home, hub.endpoint)
+    assert result.returncode == 1
+    assert re.search(message, _failure(opt_ml)), _failure(opt_ml)
+    cached = _cache_files(hub_home)
+    assert not [name for name in cached if "incomplete" in name or name.endswith("model.safetensors")], cached
+    assert not [name for name in cached if "/blobs/" in name and
+                (Path(hub_home / name).stat().st_size > 100_000)], cached
+
+
+def test_offline_without_a_cache_says_what_to_do(tmp_path, hub):
+    opt_ml = OptMl(tmp_path / "job")
+    sample_job(opt_ml, HYPERPARAMETERS)
+    result = run_train(opt_ml, tmp_path / "hf", hub.endpoint, HF_HUB_OFFLINE="1")
+    assert result.returncode == 1
+    assert "HF_HUB_OFFLINE is set and voidful/albert_chinese_tiny@main is not in the Hugging Face cache" in \
+        _failure(opt_ml)
+    assert hub.requests == []
+
+
+def test_channel_and_pretrained_model_together_is_an_error_naming_both(tmp_path, tiny_model):
+    opt_ml = OptMl(tmp_path / "job")
+    sample_job(opt_ml, HYPERPARAMETERS)
+    opt_ml.add_channel("pretrained", *sorted(tiny_model.iterdir()))
+    result = run_train(opt_ml, tmp_path / "hf", "http://127.0.0.1:9")
+    assert result.returncode == 1
+    assert _failure(opt_ml) == (f"pretrained weights given twice: the `pretrained` channel and hyperparameter "
+                                f"pretrained_model='{REPO_ID}'; give one")
+
+
+def test_albert_ner_download_lays_out_a_pretrained_channel(tmp_path, hub, tiny_model):
+    env = {key: value for key, value in os.environ.items() if not key.startswith("HF_")}
+    env.update(HF_HOME=str(tmp_path / "hf"), HF_ENDPOINT=hub.endpoint)
+    target = tmp_path / "upload"
+    result = subprocess.run([sys.executable, "-m", "albert_ner", "download", f"{REPO_ID}@main", "--to",
+                             str(target)], env=env, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert {path.name for path in target.iterdir()} == {"config.json", "vocab.txt", "model.safetensors",
+                                                        "README.md", "provenance.json"}
+    assert not any(path.is_symlink() for path in target.iterdir())
+    assert (target / "model.safetensors").read_bytes() == (tiny_model / "model.safetensors").read_bytes()
+    again = subprocess.run([sys.executable, "-m", "albert_ner", "download", REPO_ID, "--to", str(target)], env=env,
+                           capture_output=True, text=True, timeout=300)
+    assert again.returncode == 2 and "exists and is not an empty directory" in again.stderr
+    assert np.isfinite(len(Repository(files={}).commit))
