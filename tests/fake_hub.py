@@ -22,6 +22,7 @@ from pathlib import Path
 from urllib.parse import unquote, urlparse
 
 LFS_SUFFIXES = (".safetensors", ".bin")
+SAMPLE_TRAIN = Path(__file__).resolve().parents[1] / "data" / "sample" / "train.txt"
 
 
 @dataclass
@@ -168,6 +169,33 @@ class FakeHub:
 
 def _git_blob_id(data: bytes) -> str:
     return hashlib.sha1(f"blob {len(data)}\0".encode() + data).hexdigest()
+
+
+def sample_vocab() -> list[str]:
+    """albert_zh's special tokens, then every character of the sample training corpus."""
+    from albert_fixtures import SPECIAL_VOCAB
+
+    text = (SAMPLE_TRAIN).read_text(encoding="utf-8")
+    characters = sorted({line.split("\t")[0] for line in text.splitlines() if "\t" in line} - set(SPECIAL_VOCAB))
+    return SPECIAL_VOCAB + characters
+
+
+def save_tiny_albert(directory: Path, card: str) -> Path:
+    """voidful/albert_chinese_tiny's shape (embedding 128 -> hidden 312, 12 heads, intermediate 1248, "gelu"),
+    one layer here, written by transformers' own save_pretrained with its MLM head, a BERT vocab.txt and a card."""
+    import torch
+    import transformers
+
+    vocab = sample_vocab()
+    torch.manual_seed(0)
+    config = transformers.AlbertConfig(vocab_size=len(vocab), embedding_size=128, hidden_size=312,
+                                       num_hidden_layers=1, num_attention_heads=12, intermediate_size=1248,
+                                       hidden_act="gelu", max_position_embeddings=64)
+    transformers.AlbertForMaskedLM(config).save_pretrained(directory)
+    (directory / "vocab.txt").write_text("\n".join(vocab) + "\n", encoding="utf-8")
+    (directory / "README.md").write_text(card, encoding="utf-8")
+    (directory / "tokenizer_config.json").write_text('{"tokenizer_class": "BertTokenizer"}', encoding="utf-8")
+    return directory
 
 
 def repository_from_directory(directory: Path, **kwargs) -> Repository:

@@ -11,12 +11,9 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import torch
-import transformers
 
-from albert_fixtures import SPECIAL_VOCAB
-from conftest import SAMPLE, TINY_HYPERPARAMETERS, TRAIN, OptMl, sample_job
-from fake_hub import FakeHub, Repository, repository_from_directory
+from conftest import TINY_HYPERPARAMETERS, TRAIN, OptMl, sample_job
+from fake_hub import FakeHub, Repository, repository_from_directory, save_tiny_albert
 
 REPO_ID = "voidful/albert_chinese_tiny"
 CARD = "---\nlicense: gpl-3.0\nlanguage: zh\n---\n# albert_chinese_tiny (test copy)\n"
@@ -25,26 +22,9 @@ HYPERPARAMETERS = {key: value for key, value in TINY_HYPERPARAMETERS.items()
 HYPERPARAMETERS.update({"epochs": "1", "max_steps": "4", "pretrained_model": REPO_ID})
 
 
-def sample_vocab() -> list[str]:
-    characters = sorted({line.split("\t")[0] for line in (SAMPLE / "train.txt").read_text(encoding="utf-8")
-                         .splitlines() if "\t" in line} - set(SPECIAL_VOCAB))
-    return SPECIAL_VOCAB + characters
-
-
 @pytest.fixture(scope="module")
 def tiny_model(tmp_path_factory) -> Path:
-    """voidful/albert_chinese_tiny's shape (embedding 128 -> hidden 312, 4 layers, 12 heads), one layer here."""
-    directory = tmp_path_factory.mktemp("albert_chinese_tiny")
-    vocab = sample_vocab()
-    torch.manual_seed(0)
-    config = transformers.AlbertConfig(vocab_size=len(vocab), embedding_size=128, hidden_size=312,
-                                       num_hidden_layers=1, num_attention_heads=12, intermediate_size=1248,
-                                       hidden_act="gelu", max_position_embeddings=64)
-    transformers.AlbertForMaskedLM(config).save_pretrained(directory)
-    (directory / "vocab.txt").write_text("\n".join(vocab) + "\n", encoding="utf-8")
-    (directory / "README.md").write_text(CARD, encoding="utf-8")
-    (directory / "tokenizer_config.json").write_text('{"tokenizer_class": "BertTokenizer"}', encoding="utf-8")
-    return directory
+    return save_tiny_albert(tmp_path_factory.mktemp("albert_chinese_tiny"), CARD)
 
 
 @pytest.fixture
