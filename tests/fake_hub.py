@@ -7,7 +7,8 @@
 
 Errors come the way the Hub sends them: 404 with ``X-Error-Code: RepoNotFound`` or ``RevisionNotFound``, 401
 with ``GatedRepo`` for a gated repository without a token. ``faults`` breaks one file's download: "truncate"
-sends half of it with an honest short Content-Length, "die" sends half and then stops the whole server.
+sends half of it with an honest short Content-Length, "die" sends half and then stops the whole server,
+"corrupt" flips the last byte (size and etag as announced).
 Every request is counted in ``requests``.
 """
 
@@ -36,7 +37,7 @@ class Repository:
 @dataclass
 class FakeHub:
     repositories: dict[str, Repository] = field(default_factory=dict)
-    faults: dict[str, str] = field(default_factory=dict)  # file name -> "truncate" | "die"
+    faults: dict[str, str] = field(default_factory=dict)  # file name -> "truncate" | "die" | "corrupt"
     requests: list[str] = field(default_factory=list)
 
     def start(self) -> str:
@@ -125,6 +126,8 @@ class FakeHub:
         sent = data[start:]
         if fault == "truncate":
             sent = sent[: len(sent) // 2]
+        elif fault == "corrupt":
+            sent = sent[:-1] + bytes([sent[-1] ^ 0xFF])
         request.send_response(206 if start else 200)
         request.send_header("X-Repo-Commit", repository.commit)
         request.send_header("ETag", f'"{_git_blob_id(data)}"')

@@ -3,13 +3,14 @@ against a fake Hub on 127.0.0.1 (tests/fake_hub.py) serving a model written by t
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
 
-import numpy as np
 import pytest
 
 from conftest import TINY_HYPERPARAMETERS, TRAIN, OptMl, sample_job
@@ -59,7 +60,7 @@ def test_download_train_then_offline_from_the_cache_with_no_request(tmp_path, hu
 
     config = json.loads((online.model_dir / "model_config.json").read_text(encoding="utf-8"))
     provenance = config["pretrained"]
-    digest = __import__("hashlib").sha256((tiny_model / "model.safetensors").read_bytes()).hexdigest()
+    digest = hashlib.sha256((tiny_model / "model.safetensors").read_bytes()).hexdigest()
     assert provenance == {
         "source": "huggingface_hub", "pretrained_model": REPO_ID, "endpoint": hub.endpoint, "repository": REPO_ID,
         "revision": "main", "commit": hub.repositories[REPO_ID].commit, "weights_file": "model.safetensors",
@@ -97,8 +98,6 @@ def _failure(opt_ml: OptMl) -> str:
                      "and HF_ENDPOINT"),
 ])
 def test_hub_failures_name_the_model_and_what_to_do(tmp_path, hub, model, fault, message):
-    import re
-
     if fault:
         hub.faults["model.safetensors"] = fault
     hub_home = tmp_path / "hf"
@@ -133,18 +132,48 @@ def test_channel_and_pretrained_model_together_is_an_error_naming_both(tmp_path,
                                 f"pretrained_model='{REPO_ID}'; give one")
 
 
-def test_albert_ner_download_lays_out_a_pretrained_channel(tmp_path, hub, tiny_model):
+def download(tmp_path: Path, endpoint: str, name: str, target: Path) -> subprocess.CompletedProcess:
     env = {key: value for key, value in os.environ.items() if not key.startswith("HF_")}
-    env.update(HF_HOME=str(tmp_path / "hf"), HF_ENDPOINT=hub.endpoint)
+    env.update(HF_HOME=str(tmp_path / "hf"), HF_ENDPOINT=endpoint)
+    return subprocess.run([sys.executable, "-m", "albert_ner", "download", name, "--to", str(target)], env=env,
+                          capture_output=True, text=True, timeout=300)
+
+
+def test_albert_ner_download_lays_out_a_pretrained_channel(tmp_path, hub, tiny_model):
     target = tmp_path / "upload"
-    result = subprocess.run([sys.executable, "-m", "albert_ner", "download", f"{REPO_ID}@main", "--to",
-                             str(target)], env=env, capture_output=True, text=True, timeout=300)
+    result = download(tmp_path, hub.endpoint, f"{REPO_ID}@main", target)
     assert result.returncode == 0, result.stderr[-3000:]
     assert {path.name for path in target.iterdir()} == {"config.json", "vocab.txt", "model.safetensors",
                                                         "README.md", "provenance.json"}
     assert not any(path.is_symlink() for path in target.iterdir())
     assert (target / "model.safetensors").read_bytes() == (tiny_model / "model.safetensors").read_bytes()
-    again = subprocess.run([sys.executable, "-m", "albert_ner", "download", REPO_ID, "--to", str(target)], env=env,
-                           capture_output=True, text=True, timeout=300)
+    again = download(tmp_path, hub.endpoint, REPO_ID, target)
     assert again.returncode == 2 and "exists and is not an empty directory" in again.stderr
-    assert np.isfinite(len(Repository(files={}).commit))
+
+
+def test_pytorch_bin_only_repository_fetches_the_bin(tmp_path, hub, tiny_model):
+    files = {name: data for name, data in hub.repositories[REPO_ID].files.items() if name != "model.safetensors"}
+    files["pytorch_model.bin"] = b"a pickle"
+    hub.repositories["someone/bin_only"] = Repository(files=files)
+    result = download(tmp_path, hub.endpoint, "someone/bin_only", tmp_path / "upload")
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert (tmp_path / "upload" / "pytorch_model.bin").read_bytes() == b"a pickle"
+
+
+def test_a_commit_pinned_revision_in_the_cache_makes_no_request(tmp_path, hub):
+    commit = hub.repositories[REPO_ID].commit
+    assert download(tmp_path, hub.endpoint, f"{REPO_ID}@{commit}", tmp_path / "first").returncode == 0
+    hub.requests.clear()
+    result = download(tmp_path, hub.endpoint, f"{REPO_ID}@{commit}", tmp_path / "second")
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert hub.requests == []
+
+
+def test_weights_that_do_not_match_the_etag_are_removed_from_the_cache(tmp_path, hub):
+    hub.faults["model.safetensors"] = "corrupt"
+    result = download(tmp_path, hub.endpoint, REPO_ID, tmp_path / "upload")
+    assert result.returncode == 2
+    assert re.search(rf"pretrained_model='{REPO_ID}': model.safetensors of {REPO_ID} does not match the Hub's etag "
+                     r"[0-9a-f]{64} \(found [0-9a-f]{64}\); it was removed from the cache", result.stderr)
+    assert not [path for path in (tmp_path / "hf").rglob("*") if path.is_file() and path.stat().st_size > 100_000]
+    assert not (tmp_path / "upload").exists()

@@ -59,6 +59,8 @@ def fetch_from_hub(name: str, repo_id: str, revision: str) -> HubSnapshot:
                                   f"Face cache {constants.HF_HUB_CACHE}: run once with network access and the same "
                                   "HF_HOME/HF_HUB_CACHE, or unset HF_HUB_OFFLINE")
         if directory is None:
+            log.info("pretrained_model %s: fetching %s@%s from %s into %s", name, repo_id, revision,
+                     constants.ENDPOINT, constants.HF_HUB_CACHE)
             info = huggingface_hub.HfApi().model_info(repo_id, revision=revision)
             available = {sibling.rfilename for sibling in info.siblings or []}
             weights = next((file for file in TRANSFORMERS_WEIGHTS if file in available), None)
@@ -123,6 +125,8 @@ def _verified(where: str, repo_id: str, directory: Path) -> HubSnapshot:
         raise CheckpointError(f"{where}: {weights} of {repo_id} does not match the Hub's etag {expected} (found "
                               f"{found}); it was removed from the cache: run the job again")
     card = directory / _CARD
+    log.info("%s: snapshot %s (commit %s), %s of %.1f MiB, sha256 %s", where, directory,
+             directory.name, weights, blob.stat().st_size / 1024 ** 2, sha256)
     return HubSnapshot(directory=directory, commit=directory.name, weights_file=weights, weights_sha256=sha256,
                        license=_card_license(card) if card.is_file() else None)
 
