@@ -132,9 +132,9 @@ def test_channel_and_pretrained_model_together_is_an_error_naming_both(tmp_path,
                                 f"pretrained_model='{REPO_ID}'; give one")
 
 
-def download(tmp_path: Path, endpoint: str, name: str, target: Path) -> subprocess.CompletedProcess:
+def download(tmp_path: Path, endpoint: str, name: str, target: Path, **environ: str) -> subprocess.CompletedProcess:
     env = {key: value for key, value in os.environ.items() if not key.startswith("HF_")}
-    env.update(HF_HOME=str(tmp_path / "hf"), HF_ENDPOINT=endpoint)
+    env.update(HF_HOME=str(tmp_path / "hf"), HF_ENDPOINT=endpoint, **environ)
     return subprocess.run([sys.executable, "-m", "albert_ner", "download", name, "--to", str(target)], env=env,
                           capture_output=True, text=True, timeout=300)
 
@@ -177,3 +177,9 @@ def test_weights_that_do_not_match_the_etag_are_removed_from_the_cache(tmp_path,
                      r"[0-9a-f]{64} \(found [0-9a-f]{64}\); it was removed from the cache", result.stderr)
     assert not [path for path in (tmp_path / "hf").rglob("*") if path.is_file() and path.stat().st_size > 100_000]
     assert not (tmp_path / "upload").exists()
+
+
+def test_a_gated_repository_downloads_with_hf_token(tmp_path, hub):
+    result = download(tmp_path, hub.endpoint, "gated/albert", tmp_path / "upload", HF_TOKEN="hf_test_token")
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert (tmp_path / "upload" / "model.safetensors").is_file()

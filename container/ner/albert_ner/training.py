@@ -91,9 +91,9 @@ def prepare_data(hp: Hyperparameters, env: TrainingEnvironment) -> PreparedData:
         albert_config = read_pretrained_config(pretrained)
         vocab = Vocab.from_file(pretrained.vocab_path)
         provenance = source.provenance()
-        log.info("pretrained ALBERT: %s (%s layout, %s family, hidden %d, %d layers); provenance %s",
-                 source.directory, pretrained.layout, albert_config.family, albert_config.hidden_size,
-                 albert_config.num_hidden_layers, json.dumps(provenance, ensure_ascii=False, sort_keys=True))
+        log.info("pretrained ALBERT: %s (%s family, hidden %d, %d layers), %s files; provenance %s",
+                 source.directory, albert_config.family, albert_config.hidden_size, albert_config.num_hidden_layers,
+                 pretrained.layout, json.dumps(provenance, ensure_ascii=False, sort_keys=True))
     else:
         vocab = Vocab.build([sentence.tokens for sentence in train], min_count=hp.vocab_min_count)
         albert_config = sized_config(hp.encoder_size, len(vocab), hp.num_hidden_layers)
