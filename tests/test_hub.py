@@ -34,7 +34,7 @@ def hub(tiny_model):
                     "gated/albert": repository_from_directory(tiny_model, gated=True)})
     fake.endpoint = fake.start()
     yield fake
-    fake.server.server_close()
+    fake.stop()
 
 
 def run_train(opt_ml: OptMl, hub_home: Path, endpoint: str, **environ: str) -> subprocess.CompletedProcess:
