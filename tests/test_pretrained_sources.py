@@ -6,6 +6,9 @@ from __future__ import annotations
 import io
 import json
 import logging
+import os
+import subprocess
+import sys
 import tarfile
 import threading
 import zipfile
@@ -20,6 +23,7 @@ from albert_ner.checkpoints import find_pretrained, load_pretrained, read_pretra
 from albert_ner.errors import CheckpointError, HyperparameterError
 from albert_ner.modeling.albert import AlbertEncoder
 from albert_ner.pretrained_sources import choose_pretrained, resolve_pretrained_model
+from conftest import TINY_HYPERPARAMETERS, TRAIN, OptMl, sample_job
 
 
 class ArchiveHost:
@@ -221,3 +225,23 @@ def test_zip_bomb_cap_comes_from_the_environment(tmp_path, host, monkeypatch):
                                               r"the cap of 1,000,000 .*ALBERT_NER_MAX_EXTRACTED_BYTES"):
         resolve_pretrained_model("albert_tiny_zh", _environ(tmp_path, host))
     assert json.dumps(sorted(str(p) for p in (tmp_path / "cache").rglob("*") if p.is_file())) == "[]"
+
+
+def test_train_with_an_archive_name_then_from_the_warm_cache(tmp_path, host):
+    write_pretrained_directory(tmp_path / "albert_tiny", family="brightmart", hidden_size=48, num_attention_heads=4,
+                               intermediate_size=96)
+    _zip_directory(tmp_path / "albert_tiny", host.root / "albert_zh" / "albert_tiny.zip", "albert_tiny")
+    hyperparameters = {**TINY_HYPERPARAMETERS, "num_hidden_layers": "null", "epochs": "1", "max_steps": "3",
+                       "pretrained_model": "albert_tiny_zh"}
+    for run in ("first", "second"):
+        opt_ml = OptMl(tmp_path / run)
+        sample_job(opt_ml, hyperparameters)
+        host.requests.clear()
+        environ = {**os.environ, **_environ(tmp_path, host), "SAGEMAKER_BASE_DIR": str(opt_ml.base)}
+        result = subprocess.run([sys.executable, str(TRAIN)], env=environ, capture_output=True, text=True,
+                                timeout=600)
+        assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-2000:]
+        assert "loaded 22 encoder tensors" in result.stdout
+        assert host.requests == (["GET /albert_zh/albert_tiny.zip"] if run == "first" else [])
+        provenance = json.loads((opt_ml.model_dir / "model_config.json").read_text())["pretrained"]
+        assert provenance["source"] == "archive" and provenance["pretrained_model"] == "albert_tiny_zh"
