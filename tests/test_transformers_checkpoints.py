@@ -9,7 +9,9 @@ Sizes are scaled down so that the tests run in seconds, keeping each shape's str
   embedding narrower than hidden, ``hidden_act`` "gelu" (transformers' erf GELU);
 * base-shaped (Google's albert_base_zh): 12 layers, 12 heads, ``relu``, here with 2 hidden groups of 2 inner
   groups each, so every group and inner-group index is exercised;
-* ``gelu_new`` (the tanh GELU) with 6 layers in 3 groups.
+* ``gelu_new`` (the tanh GELU) with 6 layers in 3 groups;
+* embedding size equal to hidden size, where transformers still maps through embedding_hidden_mapping_in
+  (Google's TF1 code does not).
 """
 
 from __future__ import annotations
@@ -34,6 +36,8 @@ CONFIGS = {
     "base_relu_2x2_groups": dict(embedding_size=32, hidden_size=96, num_hidden_layers=12, num_attention_heads=12,
                                  intermediate_size=384, hidden_act="relu", num_hidden_groups=2,
                                  inner_group_num=2),
+    "equal_sizes_gelu": dict(embedding_size=64, hidden_size=64, num_hidden_layers=2, num_attention_heads=4,
+                             intermediate_size=256, hidden_act="gelu"),
     "gelu_new_3_groups": dict(embedding_size=16, hidden_size=64, num_hidden_layers=6, num_attention_heads=4,
                               intermediate_size=256, hidden_act="gelu_new", num_hidden_groups=3),
 }

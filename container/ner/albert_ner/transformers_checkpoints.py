@@ -95,17 +95,14 @@ def albert_config_from_transformers(values: dict[str, Any]) -> AlbertConfig:
     position_type = values.get("position_embedding_type", "absolute")
     if position_type != "absolute":
         problems.append(f"position_embedding_type {position_type!r} (only \"absolute\" is supported)")
-    if values.get("embedding_size") == values.get("hidden_size"):
-        problems.append(f"embedding_size equals hidden_size ({values.get('hidden_size')!r}): transformers then "
-                        "still maps embeddings through embedding_hidden_mapping_in, which this encoder (like "
-                        "Google's TF1 code) leaves out")
     if problems:
         raise CheckpointError("transformers ALBERT config the encoder cannot reproduce: " + "; ".join(problems))
     # The defaults are transformers' AlbertConfig defaults, for keys a config.json may leave out.
     merged = {"embedding_size": 128, "num_hidden_groups": 1, "inner_group_num": 1, "hidden_act": "gelu_new",
               "max_position_embeddings": 512, "type_vocab_size": 2, "initializer_range": 0.02, **values}
+    # transformers maps embeddings through embedding_hidden_mapping_in even when the two sizes are equal.
     config = AlbertConfig.from_dict({**merged, "family": "google", "hidden_act": HIDDEN_ACTIVATIONS[activation],
-                                     "ln_type": None})
+                                     "ln_type": None, "embedding_mapping": True})
     layers, groups = config.num_hidden_layers, config.num_hidden_groups
     # transformers picks a layer's group as int(i / (L / G)); Google's code (and the encoder) as int(i / L * G).
     differing = [index for index in range(layers) if int(index / (layers / groups)) != config.group_of_layer(index)]
@@ -121,8 +118,8 @@ def transformers_name_table(encoder: AlbertEncoder) -> dict[str, Target]:
         encoder.build()
     config = encoder.config
     if not config.has_embedding_mapping or encoder.embedding_projection is None:
-        raise CheckpointError("a transformers ALBERT needs an encoder with embedding_hidden_mapping_in "
-                              "(embedding_size different from hidden_size)")
+        raise CheckpointError("a transformers ALBERT needs an encoder built with embedding_mapping=True (as "
+                              "read_transformers_config builds it)")
     table = {
         "embeddings.word_embeddings.weight": Target(encoder.word_embeddings.embeddings),
         "embeddings.position_embeddings.weight": Target(encoder.position_embeddings),

@@ -81,9 +81,14 @@ class AlbertConfig:
     num_hidden_groups: int = 1
     inner_group_num: int = 1
     ln_type: str = "postln"
+    #: Google-format only: map embeddings to the hidden size? None: when the sizes differ, as Google's TF1
+    #: code does; transformers' AlbertModel always maps (True).
+    embedding_mapping: bool | None = None
 
     def __post_init__(self) -> None:
         problems = []
+        if self.embedding_mapping is not None and self.family != "google":
+            problems.append(f"embedding_mapping {self.embedding_mapping!r} exists only in Google-format ALBERT")
         for name in ("vocab_size", "embedding_size", "hidden_size", "num_hidden_layers", "num_attention_heads",
                      "intermediate_size", "max_position_embeddings", "type_vocab_size", "num_hidden_groups",
                      "inner_group_num"):
@@ -129,7 +134,9 @@ class AlbertConfig:
     @property
     def has_embedding_mapping(self) -> bool:
         """Whether a Google encoder maps embeddings to the hidden size (Google's code skips it when equal)."""
-        return self.family == "google" and self.embedding_size != self.hidden_size
+        if self.family != "google":
+            return False
+        return self.embedding_mapping if self.embedding_mapping is not None else self.embedding_size != self.hidden_size
 
     def group_of_layer(self, layer_index: int) -> int:
         return int(layer_index / self.num_hidden_layers * self.num_hidden_groups)
