@@ -147,13 +147,13 @@ def test_find_pretrained_in_directory_and_in_unzipped_subfolder(tmp_path):
     files = find_pretrained(tmp_path / "flat")
     assert os.path.basename(files.config_path) == "albert_config_tiny.json"
     assert files.vocab_path == str(tmp_path / "flat" / "vocab.txt")
-    assert files.checkpoint_prefix == str(tmp_path / "flat" / "albert_model.ckpt")
+    assert files.weights == str(tmp_path / "flat" / "albert_model.ckpt")
 
     write_pretrained_directory(tmp_path / "channel" / "albert_tiny_zh_google", family="google")
     files = find_pretrained(tmp_path / "channel")
     assert files.config_path == str(tmp_path / "channel" / "albert_tiny_zh_google" / "albert_config.json")
     report = load_albert_checkpoint(AlbertEncoder(AlbertConfig.from_json_file(files.config_path)),
-                                    files.checkpoint_prefix)
+                                    files.weights)
     assert report.family == "google"
 
 

@@ -1,4 +1,4 @@
-"""Command lines: the SageMaker ``train`` program and ``albert-ner train|evaluate|predict|convert``.
+"""Command lines: the SageMaker ``train`` program and ``albert-ner train|evaluate|predict|convert|download``.
 
 Heavy modules (TensorFlow and everything that imports it) are imported inside the commands that need
 them, so ``albert-ner --help`` and a failing ``train`` answer quickly.
@@ -227,6 +227,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         convert.add_argument(f"--{name.replace('_', '-')}", help=f"as the {name} hyperparameter")
     for name in ("repair_tags", "utf16_offsets"):
         convert.add_argument(f"--{name.replace('_', '-')}", action="store_true", help=f"as the {name} hyperparameter")
+    download = commands.add_parser("download", help="fetch a pretrained_model into a directory laid out like the "
+                                   "`pretrained` channel (to upload to S3 once, for accounts without internet)")
+    download.add_argument("name", help="what pretrained_model accepts: owner/name[@revision] on the Hugging Face "
+                          "Hub, an albert_zh short name, or a directory")
+    download.add_argument("--to", required=True, help="directory to create (must be absent or empty)")
 
     args = parser.parse_args(argv)
     if args.command == "train":
@@ -239,6 +244,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _evaluate(args)
         if args.command == "convert":
             return _convert(args)
+        if args.command == "download":
+            return _download(args)
         return _predict(args)
     except AlbertNerError as error:
         print(f"albert-ner {args.command}: {error}", file=sys.stderr)
@@ -294,6 +301,15 @@ def _convert(args: argparse.Namespace) -> int:
         write_text_atomically(Path(args.output), "".join(chunks))
     else:
         sys.stdout.write("".join(chunks))
+    return 0
+
+
+def _download(args: argparse.Namespace) -> int:
+    from albert_ner.pretrained_sources import copy_pretrained, resolve_pretrained_model
+
+    source = resolve_pretrained_model(args.name, os.environ)
+    copy_pretrained(source, Path(args.to))
+    print(f"{args.name} written to {args.to}: upload it as the `pretrained` channel")
     return 0
 
 

@@ -48,6 +48,10 @@ class Hyperparameters:
                             choices=tuple(ENCODER_SIZES))
     num_hidden_layers: int | None = _hp(None, "Override the number of encoder layers of a from-scratch "
                                         "encoder (null: the size's own).", minimum=1, maximum=48)
+    pretrained_model: str | None = _hp(None, "The pretrained encoder to fetch and start from: a Hugging Face Hub "
+                                       "repository (owner/name[@revision]), an albert_zh archive's short name "
+                                       "(see Pretrained models) or an absolute path in the image. Not together "
+                                       "with a `pretrained` channel or pretrained_dir.")
     pretrained_dir: str | None = _hp(None, "A pretrained ALBERT directory inside the image, used when no "
                                      "`pretrained` channel is given (null: $ALBERT_NER_PRETRAINED_DIR when "
                                      "the image was built with one, else train from scratch).")

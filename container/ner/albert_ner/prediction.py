@@ -33,8 +33,9 @@ class Predictor:
     """Runs a tagger over any number of sentences of any length, in length-sorted batches."""
 
     def __init__(self, model: AlbertTagger, tokenizer: CharTokenizer, label_map: LabelMap,
-                 max_seq_length: int, batch_size: int = 128):
+                 max_seq_length: int, batch_size: int = 128, pretrained: dict | None = None):
         self.model = model
+        self.pretrained = pretrained  # provenance of the pretrained encoder, kept in model_config.json
         self.tokenizer = tokenizer
         self.label_map = label_map
         self.max_seq_length = max_seq_length
@@ -86,7 +87,7 @@ class Predictor:
         with replacing(model_dir / WEIGHTS_FILE) as partial:
             self.model.save_weights(partial)
         config = {"tagger": self.model.get_config(), "max_seq_length": self.max_seq_length,
-                  "lower_case": self.tokenizer.lower_case}
+                  "lower_case": self.tokenizer.lower_case, "pretrained": self.pretrained}
         write_text_atomically(model_dir / CONFIG_FILE, json.dumps(config, ensure_ascii=False) + "\n")
         write_text_atomically(model_dir / LABEL_MAP_FILE,
                               json.dumps(self.label_map.to_dict(), ensure_ascii=False, indent=2) + "\n")
@@ -101,7 +102,7 @@ class Predictor:
         model = AlbertTagger(**config["tagger"])
         build_model(model, tokenizer.vocab.pad_id)
         model.load_weights(model_dir / WEIGHTS_FILE)
-        return cls(model, tokenizer, label_map, config["max_seq_length"], batch_size)
+        return cls(model, tokenizer, label_map, config["max_seq_length"], batch_size, config.get("pretrained"))
 
 
 def build_model(model: AlbertTagger, pad_id: int) -> None:

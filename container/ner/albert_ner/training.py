@@ -28,7 +28,7 @@ import tensorflow as tf
 
 from albert_ner import __version__, resources
 from albert_ner.batching import EncodedExamples, training_batches
-from albert_ner.checkpoints import find_pretrained, load_albert_checkpoint
+from albert_ner.checkpoints import PretrainedFiles, find_pretrained, load_pretrained, read_pretrained_config
 from albert_ner.cluster import choose_strategy, strategy_name
 from albert_ner.data import ReadReport, Sentence, read_channel
 from albert_ner.data_summary import SplitSummary, summarize_split
@@ -42,6 +42,7 @@ from albert_ner.modeling.albert import AlbertConfig, sized_config
 from albert_ner.modeling.tagger import AlbertTagger
 from albert_ner.optimization import TrainStep, make_loss_scale, make_optimizers, set_precision
 from albert_ner.prediction import Predictor, build_model
+from albert_ner.pretrained_sources import choose_pretrained
 from albert_ner.report_page import REPORT_PAGE, EvaluatedSplit, ReportPage, write_report_page
 from albert_ner.tag_schemes import Entity, LabelMap
 from albert_ner.tokenization import CharTokenizer, Vocab
@@ -64,8 +65,9 @@ class PreparedData:
     tokenizer: CharTokenizer
     label_map: LabelMap
     albert_config: AlbertConfig
-    checkpoint_prefix: str | None
-    encoder_provenance: str  # where the encoder's weights come from, in words
+    pretrained: PretrainedFiles | None
+    provenance: dict | None  # where the pretrained encoder came from (model_config.json keeps it)
+    encoder_description: str  # the same, or how the encoder was built from scratch, in words
     summaries: list[SplitSummary]
 
 
@@ -90,24 +92,27 @@ def prepare_data(hp: Hyperparameters, env: TrainingEnvironment) -> PreparedData:
         test, test_report = _read(channels["test"], hp, "test")
         repairs["test"] = test_report.repairs
 
-    pretrained_dir = (channels.get("pretrained") or (Path(hp.pretrained_dir) if hp.pretrained_dir else None)
-                      or env.baked_pretrained_dir)
-    if pretrained_dir is not None:
-        files = find_pretrained(pretrained_dir)
-        albert_config = AlbertConfig.from_json_file(files.config_path)
-        vocab = Vocab.from_file(files.vocab_path)
-        checkpoint_prefix: str | None = str(files.checkpoint_prefix)
-        provenance = (f"pretrained ALBERT {files.checkpoint_prefix} ({albert_config.family} family, hidden "
-                      f"{albert_config.hidden_size}, {albert_config.num_hidden_layers} layers)")
-        log.info("pretrained ALBERT: %s (%s family, hidden %d, %d layers)", pretrained_dir,
-                 albert_config.family, albert_config.hidden_size, albert_config.num_hidden_layers)
+    source = choose_pretrained(channels.get("pretrained"), hp.pretrained_model, hp.pretrained_dir,
+                               env.baked_pretrained_dir, env.environ)
+    pretrained: PretrainedFiles | None = None
+    provenance = None
+    if source is not None:
+        pretrained = find_pretrained(source.directory)
+        albert_config = read_pretrained_config(pretrained)
+        vocab = Vocab.from_file(pretrained.vocab_path)
+        provenance = source.provenance()
+        description = (f"pretrained ALBERT {json.dumps(provenance, ensure_ascii=False, sort_keys=True)} "
+                       f"({albert_config.family} family, hidden {albert_config.hidden_size}, "
+                       f"{albert_config.num_hidden_layers} layers)")
+        log.info("pretrained ALBERT: %s (%s family, hidden %d, %d layers), %s files; provenance %s",
+                 source.directory, albert_config.family, albert_config.hidden_size, albert_config.num_hidden_layers,
+                 pretrained.layout, json.dumps(provenance, ensure_ascii=False, sort_keys=True))
     else:
         vocab = Vocab.build([sentence.tokens for sentence in train], min_count=hp.vocab_min_count)
         albert_config = sized_config(hp.encoder_size, len(vocab), hp.num_hidden_layers)
-        checkpoint_prefix = None
-        provenance = (f"no pretrained weights: ALBERT-{hp.encoder_size}-sized encoder trained from scratch "
-                      f"(hidden {albert_config.hidden_size}, {albert_config.num_hidden_layers} layers), "
-                      f"vocabulary of {len(vocab)} built from the training data")
+        description = (f"no pretrained weights: ALBERT-{hp.encoder_size}-sized encoder trained from scratch "
+                       f"(hidden {albert_config.hidden_size}, {albert_config.num_hidden_layers} layers), "
+                       f"vocabulary of {len(vocab)} built from the training data")
         log.info("no pretrained weights: ALBERT-%s-sized encoder from scratch, vocabulary of %d built from "
                  "the training data", hp.encoder_size, len(vocab))
     if hp.max_seq_length > albert_config.max_position_embeddings:
@@ -118,8 +123,8 @@ def prepare_data(hp: Hyperparameters, env: TrainingEnvironment) -> PreparedData:
     summaries = [summarize_split(name, sentences, tokenizer, hp.max_seq_length - 2, repairs[name])
                  for name, sentences in (("training", train), ("validation", validation), ("test", test or []))
                  if sentences]
-    data = PreparedData(train, validation, test, tokenizer, label_map, albert_config, checkpoint_prefix,
-                        provenance, summaries)
+    data = PreparedData(train, validation, test, tokenizer, label_map, albert_config, pretrained, provenance,
+                        description, summaries)
     _log_data_summary(data)
     return data
 
@@ -200,14 +205,14 @@ def train(hp: Hyperparameters, env: TrainingEnvironment) -> TrainingResult:
     log.info("training on %d windows: %d steps per epoch, %d steps in all", len(examples), steps_per_epoch,
              total_steps)
 
-    pretrained = data.checkpoint_prefix is not None
+    pretrained = data.pretrained is not None
     with strategy.scope():
         model = AlbertTagger(data.albert_config, len(data.label_map), cls_id=vocab.cls_id, sep_id=vocab.sep_id,
                              pad_id=vocab.pad_id, lstm_units=hp.lstm_units, dropout=hp.dropout,
                              use_crf=hp.use_crf, allowed=data.label_map.allowed_transitions())
         build_model(model, vocab.pad_id)
-        if data.checkpoint_prefix is not None:
-            load_albert_checkpoint(model.encoder, data.checkpoint_prefix)
+        if data.pretrained is not None:
+            load_pretrained(model.encoder, data.pretrained)
         optimizers = make_optimizers(model, hp, total_steps, pretrained)
         loss_scale = make_loss_scale(precision)
         state = TrainingState(env.checkpoint_dir, model, optimizers, loss_scale, keep=hp.keep_checkpoints,
@@ -219,7 +224,8 @@ def train(hp: Hyperparameters, env: TrainingEnvironment) -> TrainingResult:
              f"{sum(int(np.prod(v.shape)) for v in model.head_variables):,}")
     train_step = TrainStep(model, optimizers, loss_scale, strategy, hp.clip_norm, precision)
 
-    predictor = Predictor(model, data.tokenizer, data.label_map, hp.max_seq_length, hp.eval_batch_size)
+    predictor = Predictor(model, data.tokenizer, data.label_map, hp.max_seq_length, hp.eval_batch_size,
+                          pretrained=data.provenance)
     tensorboard = tf.summary.create_file_writer(str(env.output_dir / "tensorboard"))
     progress = state.restore() or Progress()
     if progress.step:
@@ -396,8 +402,8 @@ def _write_artifacts(env: TrainingEnvironment, predictor: Predictor, validation:
 def _write_report_page(env: TrainingEnvironment, hp: Hyperparameters, data: PreparedData, model: AlbertTagger,
                        fingerprint: str, evaluated: list[EvaluatedSplit], history: TrainingHistory,
                        job: dict[str, str]) -> None:
-    pretrained = data.checkpoint_prefix is not None
-    provenance = {"encoder": data.encoder_provenance,
+    pretrained = data.pretrained is not None
+    provenance = {"encoder": data.encoder_description,
                   "peak learning rates": f"encoder {hp.encoder_learning_rate(pretrained):g}, "
                                          f"head {hp.head_learning_rate:g}",
                   "parameters": f"{model.count_params():,}", "devices": resources.describe_devices(),

@@ -13,9 +13,10 @@ brightmart ``albert_zh`` and Google-format ALBERT differ in architecture, not on
   Google's code used when it trained the checkpoints.
 
 Every kernel has the shape of its TF1 variable, so loading a checkpoint (``albert_ner.checkpoints``) is a
-plain assignment. The numerics follow the TF1 code that trained the weights: ``hidden_act`` "gelu" is the
-tanh approximation and LayerNorm epsilon is 1e-12 (not Keras's 1e-3): getting either wrong would still run,
-and only drift from what the pretrained weights expect.
+plain assignment (PyTorch checkpoints, ``albert_ner.transformers_checkpoints``, are transposed on the way
+in). The numerics follow the code that trained the weights: ``hidden_act`` "gelu" is TF1's tanh approximation
+and LayerNorm epsilon is 1e-12 (not Keras's 1e-3): getting either wrong would still run, and only drift from
+what the pretrained weights expect.
 """
 
 from __future__ import annotations
@@ -42,8 +43,15 @@ def _gelu_tanh(x: tf.Tensor) -> tf.Tensor:
     return tf.nn.gelu(x, approximate=True)
 
 
-# "gelu" means the tanh approximation in the TF1 codebases; Hugging Face calls the same function "gelu_new".
-_ACTIVATIONS = {"gelu": _gelu_tanh, "gelu_new": _gelu_tanh, "relu": tf.nn.relu, "tanh": tf.tanh}
+def _gelu_erf(x: tf.Tensor) -> tf.Tensor:
+    return tf.nn.gelu(x, approximate=False)
+
+
+# "gelu" means the tanh approximation in the TF1 codebases; Hugging Face calls the same function "gelu_new",
+# and its own "gelu" is the exact erf form, which is "gelu_erf" here (albert_ner.transformers_checkpoints maps
+# Hugging Face names onto these).
+_ACTIVATIONS = {"gelu": _gelu_tanh, "gelu_new": _gelu_tanh, "gelu_erf": _gelu_erf, "relu": tf.nn.relu,
+                "tanh": tf.tanh}
 
 # Google's config keys for architectures its released checkpoints never use; only their defaults are built.
 _GOOGLE_UNSUPPORTED_DEFAULTS = {"net_structure_type": 0, "gap_size": 0, "num_memory_blocks": 0, "down_scale_factor": 1}
@@ -73,9 +81,14 @@ class AlbertConfig:
     num_hidden_groups: int = 1
     inner_group_num: int = 1
     ln_type: str = "postln"
+    #: Google-format only: map embeddings to the hidden size? None: when the sizes differ, as Google's TF1
+    #: code does; transformers' AlbertModel always maps (True).
+    embedding_mapping: bool | None = None
 
     def __post_init__(self) -> None:
         problems = []
+        if self.embedding_mapping is not None and self.family != "google":
+            problems.append(f"embedding_mapping {self.embedding_mapping!r} exists only in Google-format ALBERT")
         for name in ("vocab_size", "embedding_size", "hidden_size", "num_hidden_layers", "num_attention_heads",
                      "intermediate_size", "max_position_embeddings", "type_vocab_size", "num_hidden_groups",
                      "inner_group_num"):
@@ -121,7 +134,9 @@ class AlbertConfig:
     @property
     def has_embedding_mapping(self) -> bool:
         """Whether a Google encoder maps embeddings to the hidden size (Google's code skips it when equal)."""
-        return self.family == "google" and self.embedding_size != self.hidden_size
+        if self.family != "google":
+            return False
+        return self.embedding_mapping if self.embedding_mapping is not None else self.embedding_size != self.hidden_size
 
     def group_of_layer(self, layer_index: int) -> int:
         return int(layer_index / self.num_hidden_layers * self.num_hidden_groups)
@@ -289,7 +304,7 @@ class AlbertEncoder(keras.layers.Layer):
     """ALBERT as a Keras layer: token ids and a padding mask in, one hidden vector per token out.
 
     Token-type ids are all 0 (a tagger feeds one segment). Build it from the config shipped with the
-    checkpoint, then call :func:`albert_ner.checkpoints.load_albert_checkpoint`.
+    checkpoint, then call :func:`albert_ner.checkpoints.load_pretrained`.
     """
 
     def __init__(self, config: AlbertConfig, **kwargs: Any):
