@@ -101,9 +101,9 @@ def prepare_data(hp: Hyperparameters, env: TrainingEnvironment) -> PreparedData:
         albert_config = read_pretrained_config(pretrained)
         vocab = Vocab.from_file(pretrained.vocab_path)
         provenance = source.provenance()
-        description = (f"pretrained ALBERT {json.dumps(provenance, ensure_ascii=False, sort_keys=True)} "
-                       f"({albert_config.family} family, hidden {albert_config.hidden_size}, "
-                       f"{albert_config.num_hidden_layers} layers)")
+        description = (f"pretrained ALBERT {pretrained.weights} ({albert_config.family} family, hidden "
+                       f"{albert_config.hidden_size}, {albert_config.num_hidden_layers} layers), from "
+                       f"{json.dumps(provenance, ensure_ascii=False, sort_keys=True)}")
         log.info("pretrained ALBERT: %s (%s family, hidden %d, %d layers), %s files; provenance %s",
                  source.directory, albert_config.family, albert_config.hidden_size, albert_config.num_hidden_layers,
                  pretrained.layout, json.dumps(provenance, ensure_ascii=False, sort_keys=True))
