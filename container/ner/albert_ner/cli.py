@@ -175,9 +175,9 @@ def stream_predictions(predictor: Predictor, source: Iterable[str] | Path, outpu
         progress = tqdm(unit="sentence", dynamic_ncols=True)
     count = 0
     while chunk := list(itertools.islice(texts, chunk_size)):
-        for text, entities in zip(chunk, predictor.predict_entities([list(text) for text in chunk]), strict=True):
-            output.write(json.dumps({"text": text, "entities": entity_records(text, entities)},
-                                    ensure_ascii=False) + "\n")
+        for text, prediction in zip(chunk, predictor.predict([list(text) for text in chunk]), strict=True):
+            records = entity_records(text, prediction.entities, prediction.scores)
+            output.write(json.dumps({"text": text, "entities": records}, ensure_ascii=False) + "\n")
         output.flush()
         count += len(chunk)
         if progress is not None:
