@@ -12,8 +12,7 @@ import pytest
 import tensorflow as tf
 
 from albert_ner.modeling.crf import crf_marginals, crf_path_probabilities
-from test_crf import (BIO_TAGS, BIOES_TAGS, LENGTHS, MAX_LENGTH, assert_close, enumerate_paths,
-                      log_sum_exp, scheme_crf)
+from test_crf import BIO_TAGS, BIOES_TAGS, LENGTHS, MAX_LENGTH, assert_close, enumerate_paths, log_sum_exp, scheme_crf
 
 
 def continuation_mask(tags: list[str]) -> np.ndarray:

@@ -214,8 +214,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     select = commands.add_parser("select", help="choose the sentences most worth labelling next, as a Ground "
                                                 "Truth input manifest (active learning)")
     select.add_argument("--model-dir", required=True)
-    select.add_argument("--input", required=True, help="unlabelled sentences: text (one per line), JSON Lines "
-                                                       "({\"text\": ...}) or a Ground Truth manifest ({\"source\": ...})")
+    select.add_argument("--input", required=True,
+                        help="unlabelled sentences: text (one per line), JSON Lines ({\"text\": ...}) or a "
+                             "Ground Truth manifest ({\"source\": ...})")
     select.add_argument("--budget", required=True, type=int, help="how many sentences to select")
     select.add_argument("--output", required=True, help="the Ground Truth input manifest to write")
     select.add_argument("--labelled", action="append", default=[],

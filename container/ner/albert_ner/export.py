@@ -184,7 +184,8 @@ class TextTagger(tf.Module):
         inner = tf.math.unsorted_segment_sum(tf.boolean_mask(conditional, continuing),
                                              tf.boolean_mask(entity_index, continuing),
                                              tf.reduce_sum(tf.cast(starts, tf.int32)))
-        flat_scores = tf.minimum(1.0, tf.exp(tf.boolean_mask(marginal, starts) + inner + tf.boolean_mask(closing, ends)))
+        log_scores = tf.boolean_mask(marginal, starts) + inner + tf.boolean_mask(closing, ends)
+        flat_scores = tf.minimum(1.0, tf.exp(log_scores))
         entity_scores = tf.RaggedTensor.from_row_lengths(flat_scores, entity_starts.row_lengths())
         return {
             "entity_scores": entity_scores.to_tensor(default_value=-1.0),
