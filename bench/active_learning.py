@@ -138,6 +138,7 @@ def main() -> int:
             labelled, remaining = list(initial), list(pool)
             chooser = random.Random(args.seed)
             curve = curves.setdefault(strategy, [])
+            model_dir = Path()  # the previous round's model, set by each round
             for round_number in range(args.rounds + 1):
                 if round_number:
                     if strategy == "random":

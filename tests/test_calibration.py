@@ -37,3 +37,45 @@ def test_entity_outcomes_count_exact_span_and_type_only() -> None:
     predicted = [ScoredPrediction([], [Entity(0, 2, "PER"), Entity(3, 5, "ORG"), Entity(2, 5, "LOC")],
                                   [0.9, 0.6, 0.3], 0.2)]
     assert entity_outcomes(gold, predicted) == [(0.9, True), (0.6, False), (0.3, False)]
+
+
+def test_fitted_temperature_is_saved_with_the_model_and_applied_everywhere(tmp_path) -> None:
+    """Fit on validation data, save calibration.json; the loaded Predictor and the re-exported SavedModel
+    score at that temperature, and no prediction changes."""
+    import json
+
+    import tensorflow as tf
+
+    from albert_ner.calibration import main
+    from albert_ner.export import export_saved_model
+    from albert_ner.prediction import CALIBRATION_FILE, Predictor
+    from conftest import SAMPLE
+    from test_prediction import random_predictor
+
+    predictor = random_predictor(["张三在北京大学工作。", "李四去了上海。"], seed=7)
+    model_dir = tmp_path / "model"
+    predictor.save(model_dir)
+    export_saved_model(predictor, model_dir)
+    assert main([str(model_dir), str(SAMPLE / "validation.jsonl")]) == 0
+    report = json.loads((model_dir / CALIBRATION_FILE).read_text(encoding="utf-8"))
+    assert 0.1 <= report["temperature"] <= 10 and report["temperature"] != 1.0
+    assert report["validation_log_loss_after"] <= report["validation_log_loss_before"]
+
+    loaded = Predictor.load(model_dir)
+    assert loaded.temperature == report["temperature"]
+    lines = (SAMPLE / "validation.jsonl").read_text(encoding="utf-8").splitlines()
+    texts = [json.loads(line)["text"] for line in lines[:20]]
+    before, after = predictor.predict([list(t) for t in texts]), loaded.predict([list(t) for t in texts])
+    assert [p.entities for p in before] == [p.entities for p in after]
+    assert [p.tags for p in before] == [p.tags for p in after]
+    before_scores = [score for p in before for score in p.scores]
+    after_scores = [score for p in after for score in p.scores]
+    assert before_scores and before_scores != after_scores
+    signature = tf.saved_model.load(str(model_dir / "1")).signatures["serving_default"]
+    exported = signature(text=tf.constant([t.encode() for t in texts]))
+    for row, prediction in enumerate(after):
+        count = int(exported["entity_counts"][row])
+        assert count == len(prediction.scores)
+        assert all(abs(a - b) < 1e-5 for a, b in zip(exported["entity_scores"][row, :count].numpy(),
+                                                        prediction.scores, strict=True))
+        assert abs(float(exported["sentence_scores"][row]) - prediction.sentence_score) < 1e-5

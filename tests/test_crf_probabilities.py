@@ -135,3 +135,17 @@ def float64_log_norm(potentials: np.ndarray, chain: list[np.ndarray], allowed) -
     for step in potentials[1:]:
         alpha = np.logaddexp.reduce(alpha[:, None] + transitions, axis=0) + step
     return float(np.logaddexp.reduce(alpha + end))
+
+
+def test_temperature_divides_every_path_score() -> None:
+    crf, potentials, _ = scheme_crf(BIOES_TAGS, seed=25)
+    tags, _ = crf.decode(potentials, LENGTHS)
+    for temperature in (0.5, 3.0):
+        conditional = crf.path_probabilities(potentials, LENGTHS, tags, temperature=temperature).conditional.numpy()
+        for b in np.flatnonzero(LENGTHS):
+            length = LENGTHS[b]
+            chain = tuple(w.numpy() for w in (crf.transitions, crf.start_transitions, crf.end_transitions))
+            paths, scores = enumerate_paths(potentials[b], length, chain, crf.allowed)
+            scaled = scores / temperature
+            best = (paths == tags[b, :length].numpy()).all(axis=1)
+            assert_close(np.exp(conditional[b, :length].sum()), np.exp(scaled[best] - log_sum_exp(scaled))[0])

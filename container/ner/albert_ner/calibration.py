@@ -7,17 +7,33 @@ score and precision, and the expected calibration error is
 ``ECE = sum over bins of (count / total) * |precision - mean score|`` (Guo et al. 2017), 0 for perfect
 calibration. Only predicted entities are scored: entities the model missed have no score, and recall is
 not what a confidence speaks to.
+
+When the scores are off, :func:`fit_temperature` fits one temperature ``T`` on *validation* data (never
+the test set): every path's CRF score is divided by ``T`` before normalising (the softmax head's logits
+likewise), which changes no prediction, only how sure it claims to be. ``T`` minimises the log loss of the
+validation entities' scores against their correctness, and is saved with the model as
+``calibration.json``, which the Predictor, ``serve`` and the SavedModel then apply::
+
+    python -m albert_ner.calibration MODEL_DIR VALIDATION_FILE_OR_DIR
 """
 
 from __future__ import annotations
 
+import json
+import math
+import sys
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from albert_ner.confidence import ScoredPrediction
 from albert_ner.data import Sentence
+
+if TYPE_CHECKING:
+    from albert_ner.prediction import Predictor
 
 
 @dataclass(frozen=True)
@@ -86,3 +102,66 @@ def reliability(outcomes: Iterable[tuple[float, bool]], bins: int = 10) -> Relia
             ece += count / len(pairs) * abs(precision - mean)
         result.append(ReliabilityBin(number / bins, (number + 1) / bins, count, mean, precision))
     return Reliability(result, len(pairs), ece)
+
+
+def log_loss(outcomes: Sequence[tuple[float, bool]]) -> float:
+    """Mean binary cross-entropy of the scores against correctness (scores clipped to [1e-7, 1 - 1e-7])."""
+    scores = np.clip(np.array([score for score, _ in outcomes], dtype=np.float64), 1e-7, 1 - 1e-7)
+    correct = np.array([right for _, right in outcomes], dtype=bool)
+    return float(-np.mean(np.where(correct, np.log(scores), np.log1p(-scores))))
+
+
+def at_temperature(predictor: Predictor, temperature: float) -> Predictor:
+    """The same model and vocabulary, scoring at ``temperature``."""
+    from albert_ner.prediction import Predictor
+
+    return Predictor(predictor.model, predictor.tokenizer, predictor.label_map, predictor.max_seq_length,
+                     predictor.batch_size, temperature)
+
+
+def fit_temperature(predictor: Predictor, validation: Sequence[Sentence],
+                    bounds: tuple[float, float] = (0.1, 10.0)) -> float:
+    """The temperature in ``bounds`` that minimises the validation entities' score log loss."""
+    from scipy.optimize import minimize_scalar
+
+    tokens = [sentence.tokens for sentence in validation]
+
+    def loss(log_temperature: float) -> float:
+        scored = at_temperature(predictor, math.exp(log_temperature))
+        return log_loss(entity_outcomes(validation, scored.predict(tokens)))
+
+    found = minimize_scalar(loss, bounds=(math.log(bounds[0]), math.log(bounds[1])), method="bounded",
+                            options={"xatol": 0.01})
+    return float(math.exp(found.x))
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m albert_ner.calibration MODEL_DIR VALIDATION``: fit, report, and save the temperature."""
+    argv = sys.argv[1:] if argv is None else argv
+    if len(argv) != 2:
+        print("usage: python -m albert_ner.calibration MODEL_DIR VALIDATION_FILE_OR_DIR", file=sys.stderr)
+        return 2
+    from albert_ner.data import read_channel
+    from albert_ner.export import SAVED_MODEL_VERSION, export_saved_model
+    from albert_ner.files import write_text_atomically
+    from albert_ner.prediction import CALIBRATION_FILE, Predictor
+
+    model_dir = Path(argv[0])
+    validation = read_channel(Path(argv[1]), repair=True)[0]
+    predictor = at_temperature(Predictor.load(model_dir), 1.0)
+    before = entity_outcomes(validation, predictor.predict([s.tokens for s in validation]))
+    temperature = fit_temperature(predictor, validation)
+    calibrated = at_temperature(predictor, temperature)
+    after = entity_outcomes(validation, calibrated.predict([s.tokens for s in validation]))
+    report = {"temperature": temperature, "fitted_on": str(argv[1]), "validation_entities": len(before),
+              "validation_ece_before": reliability(before).ece, "validation_ece_after": reliability(after).ece,
+              "validation_log_loss_before": log_loss(before), "validation_log_loss_after": log_loss(after)}
+    write_text_atomically(model_dir / CALIBRATION_FILE, json.dumps(report, indent=2) + "\n")
+    if (model_dir / SAVED_MODEL_VERSION).exists():
+        export_saved_model(calibrated, model_dir)  # the SavedModel bakes the temperature in
+    print(json.dumps(report, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -80,7 +80,8 @@ class TextTagger(tf.Module):
         # for a single input); its variables are, and the serving function captures them.
         self.model_variables = list(model.variables)
         label_map = predictor.label_map
-        self._tag_windows = lambda ids, lengths: tag_with_probabilities(model, label_map, ids, lengths)
+        temperature = predictor.temperature
+        self._tag_windows = lambda ids, lengths: tag_with_probabilities(model, label_map, ids, lengths, temperature)
         self.window = predictor.window
         self.pad_id = predictor.tokenizer.vocab.pad_id
         self.code_point_ids = tf.Variable(code_point_ids(predictor), trainable=False, name="code_point_ids")

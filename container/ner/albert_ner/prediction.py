@@ -28,14 +28,19 @@ WEIGHTS_FILE = "model.weights.h5"
 CONFIG_FILE = "model_config.json"
 LABEL_MAP_FILE = "label_map.json"
 VOCAB_FILE = "vocab.txt"
+#: ``{"temperature": T, ...}``: the score calibration fitted on validation data (albert_ner.calibration).
+CALIBRATION_FILE = "calibration.json"
 
 
 class Predictor:
     """Runs a tagger over any number of sentences of any length, in length-sorted batches."""
 
     def __init__(self, model: AlbertTagger, tokenizer: CharTokenizer, label_map: LabelMap,
-                 max_seq_length: int, batch_size: int = 128):
+                 max_seq_length: int, batch_size: int = 128, temperature: float = 1.0):
+        if not temperature > 0:
+            raise ValueError(f"temperature must be positive, got {temperature}")
         self.model = model
+        self.temperature = float(temperature)
         self.tokenizer = tokenizer
         self.label_map = label_map
         self.max_seq_length = max_seq_length
@@ -46,7 +51,8 @@ class Predictor:
             input_signature=signature,
         )
         self._decode_with_probabilities = tf.function(
-            lambda ids, lengths: tag_with_probabilities(model, label_map, ids, lengths), input_signature=signature)
+            lambda ids, lengths: tag_with_probabilities(model, label_map, ids, lengths, self.temperature),
+            input_signature=signature)
 
     @property
     def window(self) -> int:
@@ -131,6 +137,9 @@ class Predictor:
         write_text_atomically(model_dir / LABEL_MAP_FILE,
                               json.dumps(self.label_map.to_dict(), ensure_ascii=False, indent=2) + "\n")
         self.tokenizer.vocab.save(model_dir / VOCAB_FILE)
+        if self.temperature != 1.0:
+            write_text_atomically(model_dir / CALIBRATION_FILE,
+                                  json.dumps({"temperature": self.temperature}) + "\n")
 
     @classmethod
     def load(cls, model_dir: str | os.PathLike[str], batch_size: int = 128) -> Predictor:
@@ -141,7 +150,11 @@ class Predictor:
         model = AlbertTagger(**config["tagger"])
         build_model(model, tokenizer.vocab.pad_id)
         model.load_weights(model_dir / WEIGHTS_FILE)
-        return cls(model, tokenizer, label_map, config["max_seq_length"], batch_size)
+        calibration_path = model_dir / CALIBRATION_FILE
+        temperature = 1.0
+        if calibration_path.exists():
+            temperature = float(json.loads(calibration_path.read_text(encoding="utf-8"))["temperature"])
+        return cls(model, tokenizer, label_map, config["max_seq_length"], batch_size, temperature)
 
 
 def build_model(model: AlbertTagger, pad_id: int) -> None:
@@ -149,15 +162,16 @@ def build_model(model: AlbertTagger, pad_id: int) -> None:
     model(tf.fill([1, 1], pad_id), tf.ones([1], tf.int32), training=False)
 
 
-def tag_with_probabilities(model: AlbertTagger, label_map: LabelMap, ids: tf.Tensor, lengths: tf.Tensor
-                           ) -> tuple[tf.Tensor, tf.Tensor, tf.Tensor, tf.Tensor]:
-    """Best tags ``[B, T]`` and their (marginal, conditional, closing) log-probabilities ``[B, T]`` each.
+def tag_with_probabilities(model: AlbertTagger, label_map: LabelMap, ids: tf.Tensor, lengths: tf.Tensor,
+                           temperature: float = 1.0) -> tuple[tf.Tensor, tf.Tensor, tf.Tensor, tf.Tensor]:
+    """Best tags ``[B, T]`` and their (marginal, conditional, closing) log-probabilities ``[B, T]`` each,
+    at the calibration ``temperature``.
 
     Shared by the Predictor and the exported SavedModel, so both compute the same numbers.
     """
     scores = model(ids, lengths, training=False)
     tags = model.decode(scores, lengths)
-    return (tags, *model.path_probabilities(scores, lengths, tags, label_map.continuations()))
+    return (tags, *model.path_probabilities(scores, lengths, tags, label_map.continuations(), temperature))
 
 
 def entity_records(tokens: Sequence[str], entities: Sequence[Entity],

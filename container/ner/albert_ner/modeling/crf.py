@@ -361,13 +361,22 @@ class CRF(keras.layers.Layer):
         return crf_decode(potentials, lengths, *self._chain(DECODING_PENALTY))
 
     def path_probabilities(
-        self, potentials: tf.Tensor, lengths: tf.Tensor, tags: tf.Tensor, continues: np.ndarray | None = None
+        self,
+        potentials: tf.Tensor,
+        lengths: tf.Tensor,
+        tags: tf.Tensor,
+        continues: np.ndarray | None = None,
+        temperature: float = 1.0,
     ) -> PathProbabilities:
         """Log-probabilities along ``tags`` under the constrained CRF; see :func:`crf_path_probabilities`.
 
-        With the decoding masks (``-inf``), a disallowed path has probability exactly 0.
+        With the decoding masks (``-inf``), a disallowed path has probability exactly 0. ``temperature``
+        divides every path's score (potentials and transitions alike): ``P_T(y) ~ exp(score(y) / T)``,
+        which softens (T > 1) or sharpens (T < 1) the distribution without changing the best path.
         """
-        return crf_path_probabilities(potentials, lengths, *self._chain(DECODING_PENALTY), tags, continues)
+        transitions, start, end = (weights / temperature for weights in self._chain(DECODING_PENALTY))
+        return crf_path_probabilities(tf.cast(potentials, tf.float32) / temperature, lengths, transitions, start,
+                                      end, tags, continues)
 
     def marginals(self, potentials: tf.Tensor, lengths: tf.Tensor) -> tf.Tensor:
         """Per-step tag marginals ``[B, T, N]`` under the constrained CRF; see :func:`crf_marginals`."""
