@@ -148,6 +148,13 @@ def without_score(entity: dict) -> dict:
     return {key: value for key, value in entity.items() if key != "score"}
 
 
+def same_prediction(answer: dict, expected: dict) -> bool:
+    """The same entities; scores equal to float32 rounding, which depends on the batch a text shared."""
+    found, wanted = answer["entities"], expected["entities"]
+    return ([without_score(e) for e in found] == [without_score(e) for e in wanted]
+            and all(abs(a["score"] - b["score"]) < 1e-5 for a, b in zip(found, wanted, strict=True)))
+
+
 def test_batch_transform_json_lines_carry_scores(trained_job) -> None:
     """SAGEMAKER_BATCH=true, SplitType=Line: one output line per input line, every entity scored."""
     opt_ml, _ = trained_job
@@ -276,7 +283,7 @@ def test_concurrent_load_has_no_errors_and_ping_stays_fast(server) -> None:
             answer = response.read()
             if response.status != 200:
                 errors.append(f"{response.status} {answer[:200]!r}")
-            elif json.loads(answer) != expected[index]:
+            elif not same_prediction(json.loads(answer), expected[index]):
                 errors.append(f"text {index}: {answer[:200]!r} != {expected[index]}")
         connection.close()
 
