@@ -183,9 +183,14 @@ def main() -> int:
         lines.append(f"\nuncertainty selection did not reach the random curve's final F1 {target:.4f} "
                      f"within {sizes[-1]:,} sentences")
     else:
+        final_characters = curves["random"][-1][1]
+        characters = labelling_to_reach(target, [chars for _, chars, _ in curves["uncertainty"]],
+                                        [f1 for _, _, f1 in curves["uncertainty"]])
+        assert characters is not None
         lines.append(f"\nrandom reaches F1 {target:.4f} with {final:,} labelled sentences; uncertainty selection "
                      f"with {needed:,.0f}: {final - needed:,.0f} sentences ({(final - needed) / final:.0%}) "
-                     "less labelling")
+                     f"less labelling; in characters {characters:,.0f} against {final_characters:,} "
+                     f"({(final_characters - characters) / final_characters:.0%} less)")
     table = "\n".join(lines)
     print(table)
     if args.markdown:
