@@ -83,7 +83,7 @@ def test_active_learning_notebook_runs_up_to_aws(tmp_path):
     with timed("notebook active_learning_ground_truth.ipynb up to the aws cells"):
         notebook = execute_until_aws("active_learning_ground_truth.ipynb", tmp_path)
     text = outputs_of(notebook)
-    assert "val_f1=" in text and "selected 20 of" in text and "1 duplicate, 1 already labelled" in text
+    assert "val_f1=" in text and "selected 20 of" in text and "1 duplicate, " in text and "already labelled" in text
     assert '{"source": "欧阳娜娜随司马懿去了巴黎"' in text and '"ner-round-1": {"annotations": {"entities": [' in text
 
 
