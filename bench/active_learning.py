@@ -1,8 +1,8 @@
 #!/usr/bin/env python3
 """Active learning on MSRA, measured: selecting by uncertainty against selecting at random.
 
-    python bench/active_learning.py [--quick] [--initial 1000] [--step 1000] [--rounds 4] [--pool 10000]
-                                    [--epochs 3] [--test-limit 5000] [--markdown PATH] [--plot PATH]
+    python bench/active_learning.py [--quick] [--initial 1000] [--step 1000] [--rounds 4] [--pool 6000]
+                                    [--epochs 2] [--test-limit 1000] [--markdown PATH] [--plot PATH]
 
 Both strategies start from the same ``--initial`` sentences drawn from the MSRA training set and add
 ``--step`` sentences per round for ``--rounds`` rounds, from the same candidate pool (``--pool`` sentences
@@ -101,9 +101,9 @@ def main() -> int:
     parser.add_argument("--initial", type=int, default=1000)
     parser.add_argument("--step", type=int, default=1000)
     parser.add_argument("--rounds", type=int, default=4, help="rounds of selection after the initial set")
-    parser.add_argument("--pool", type=int, default=10000, help="candidate sentences both strategies draw from")
-    parser.add_argument("--epochs", type=int, default=3)
-    parser.add_argument("--test-limit", type=int, default=5000, help="first N MSRA test sentences")
+    parser.add_argument("--pool", type=int, default=6000, help="candidate sentences both strategies draw from")
+    parser.add_argument("--epochs", type=int, default=2)
+    parser.add_argument("--test-limit", type=int, default=1000, help="first N MSRA test sentences")
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--markdown", type=Path, help="also write the table here")
     parser.add_argument("--plot", type=Path, default=REPO / "bench" / "active_learning.png")
