@@ -5,7 +5,8 @@
     python bench/compare_saved_model.py --model-dir DIR      # a trained model (exported first if needed)
 
 The SavedModel runs in a separate python that never imports albert_ner (plain ``tf.saved_model.load``).
-A sentence agrees when every character's tag and every entity (type, start, end) are identical.
+A sentence agrees when every character's tag and every entity (type, start, end) are identical, and every
+entity score and the sentence score are within 1e-5 of the Predictor's.
 """
 
 from __future__ import annotations
@@ -23,6 +24,8 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "container" / "ner"))
 
 from tiny_model import MSRA_TEST, msra_texts, random_tiny_model  # noqa: E402
+
+SCORE_TOLERANCE = 1e-5
 
 # Reads texts (a JSON list) from argv[2], writes one JSON line per text to argv[3].
 SAVED_MODEL_RUNNER = r"""
@@ -42,6 +45,8 @@ for first in range(0, len(order), 64):
             "tags": [tag.decode() for tag in out["tags"][row, :out["lengths"][row]]],
             "entities": [[int(start), int(end), kind.decode()] for start, end, kind in zip(
                 out["entity_starts"][row, :count], out["entity_ends"][row, :count], out["entity_types"][row, :count])],
+            "scores": out["entity_scores"][row, :count].tolist(),
+            "sentence_score": float(out["sentence_scores"][row]),
         }
 elapsed = time.perf_counter() - started
 assert "albert_ner" not in sys.modules
@@ -84,29 +89,38 @@ def main() -> int:
         if not (saved_model / "saved_model.pb").exists():
             export_saved_model(predictor, model_dir)
         started = time.perf_counter()
-        tags = predictor.predict_tags([list(text) for text in texts])
+        predictions = predictor.predict([list(text) for text in texts])
         print(f"predictor_seconds={time.perf_counter() - started:.2f}")
         exported = run_saved_model(saved_model, texts, work)
 
     from albert_ner.tag_schemes import tags_to_entities
 
-    same_tags = same_entities = same = entities = 0
+    same_tags = same_entities = same_scores = same = entities = 0
+    largest_difference = 0.0
     first_differences = []
-    for index, (text, python_tags, result) in enumerate(zip(texts, tags, exported, strict=True)):
+    for index, (text, prediction, result) in enumerate(zip(texts, predictions, exported, strict=True)):
+        python_tags = prediction.tags
         python_entities = [list(entity) for entity in tags_to_entities(python_tags, predictor.label_map.scheme,
                                                                       repair=True)[0]]
         entities += len(python_entities)
         tags_equal, entities_equal = python_tags == result["tags"], python_entities == result["entities"]
+        differences = [abs(result["sentence_score"] - prediction.sentence_score)]
+        if entities_equal:
+            differences += [abs(a - b) for a, b in zip(result["scores"], prediction.scores, strict=True)]
+        largest_difference = max([largest_difference, *differences])
+        scores_equal = entities_equal and max(differences) <= SCORE_TOLERANCE
         same_tags += tags_equal
         same_entities += entities_equal
-        same += tags_equal and entities_equal
+        same_scores += scores_equal
+        same += tags_equal and entities_equal and scores_equal
         if not (tags_equal and entities_equal) and len(first_differences) < 5:
             first_differences.append(f"  sentence {index} ({len(text)} chars): {python_entities} "
                                      f"vs {result['entities']}")
     total = len(texts)
     print(f"{args.data.name}: {total} sentences, {sum(map(len, texts))} characters, {entities} predicted entities, "
           f"longest {max(map(len, texts))} characters")
-    print(f"identical tags: {same_tags}/{total}; identical entities: {same_entities}/{total}")
+    print(f"identical tags: {same_tags}/{total}; identical entities: {same_entities}/{total}; "
+          f"scores within {SCORE_TOLERANCE:g}: {same_scores}/{total} (largest difference {largest_difference:.2e})")
     print(f"agreement: {same / total:.2%} of sentences identical")
     print("\n".join(first_differences))
     return 0 if same == total else 1

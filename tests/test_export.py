@@ -12,6 +12,7 @@ import sys
 from pathlib import Path
 
 import keras
+import numpy as np
 import pytest
 
 from albert_ner.export import export_saved_model
@@ -64,7 +65,10 @@ for batch in ([texts], [texts[:1]], [texts[i:i + 7] for i in range(0, len(texts)
                              out["entity_starts"][row, :count], out["entity_ends"][row, :count],
                              out["entity_types"][row, :count])],
                          "entity_padding": sorted(set(out["entity_starts"][row, count:].tolist())
-                                                  | set(out["entity_ends"][row, count:].tolist()))})
+                                                  | set(out["entity_ends"][row, count:].tolist())),
+                         "scores": out["entity_scores"][row, :count].tolist(),
+                         "score_padding": sorted(set(out["entity_scores"][row, count:].tolist())),
+                         "sentence_score": float(out["sentence_scores"][row])})
         print(json.dumps(rows, ensure_ascii=False))
 print("imported albert_ner:", "albert_ner" in sys.modules)
 """
@@ -130,6 +134,7 @@ def test_signature_takes_strings_and_returns_tags_and_spans(served) -> None:
         "tags": ["string", [None, None]], "lengths": ["int32", [None]],
         "entity_types": ["string", [None, None]], "entity_starts": ["int32", [None, None]],
         "entity_ends": ["int32", [None, None]], "entity_counts": ["int32", [None]],
+        "entity_scores": ["float32", [None, None]], "sentence_scores": ["float32", [None]],
     }
 
 
@@ -152,6 +157,31 @@ def test_equals_the_python_predictor(exported, served) -> None:
         assert (result["tags"], result["entities"]) == (
             alone_tags, [list(e) for e in tags_to_entities(alone_tags, predictor.label_map.scheme, repair=True)[0]])
     assert entity_count > 100  # a check that sees entities
+
+
+SCORE_TOLERANCE = 1e-5
+
+
+def test_scores_equal_the_python_predictor(exported, served) -> None:
+    predictor, _ = exported
+    texts, _, (whole, first, chunked, alone), _ = served
+    predictions = predictor.predict([list(text) for text in texts])
+    largest = 0.0
+    for index, prediction in enumerate(predictions):
+        for result in (whole[index], chunked[index]):
+            assert len(result["scores"]) == len(prediction.scores), (index, texts[index])
+            np.testing.assert_allclose(result["scores"], prediction.scores, rtol=0, atol=SCORE_TOLERANCE)
+            assert abs(result["sentence_score"] - prediction.sentence_score) <= SCORE_TOLERANCE
+            largest = max([largest, abs(result["sentence_score"] - prediction.sentence_score)]
+                          + [abs(a - b) for a, b in zip(result["scores"], prediction.scores, strict=True)])
+        assert all(0.0 <= score <= 1.0 for score in whole[index]["scores"])
+        assert whole[index]["score_padding"] in ([], [-1.0])
+    for text, [result] in zip(ALONE, alone, strict=True):
+        [prediction] = predictor.predict([list(text)])
+        np.testing.assert_allclose(result["scores"], prediction.scores, rtol=0, atol=SCORE_TOLERANCE)
+    scores = [score for prediction in predictions for score in prediction.scores]
+    assert len(set(scores)) > 50 and min(scores) < 0.9, "random weights give uncertain entities"
+    print(f"largest SavedModel - Predictor score difference: {largest:.2e}")
 
 
 def test_edge_cases_keep_one_tag_per_character(served) -> None:

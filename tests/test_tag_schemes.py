@@ -1,6 +1,7 @@
 import itertools
 import random
 
+import numpy as np
 import pytest
 from seqeval.metrics.sequence_labeling import get_entities
 
@@ -209,3 +210,15 @@ def test_allowed_transitions_bio_examples():
     assert not transitions[tag_id("B-LOC"), tag_id("I-PER")]
     assert transitions[tag_id("B-PER"), tag_id("I-PER")] and transitions[tag_id("I-PER"), tag_id("B-PER")]
     assert end.all()
+
+
+def test_continuations_mark_the_tags_that_carry_an_entity_on() -> None:
+    bio = LabelMap(["LOC", "PER"], "bio")  # O B-LOC I-LOC B-PER I-PER
+    continues = bio.continuations()
+    assert [bio.tags[j] for j in np.flatnonzero(continues[bio.tag_id("B-LOC")])] == ["I-LOC"]
+    assert [bio.tags[j] for j in np.flatnonzero(continues[bio.tag_id("I-PER")])] == ["I-PER"]
+    assert not continues[bio.tag_id("O")].any()
+    bmes = LabelMap(["PER"], "bmes")  # O B-PER M-PER E-PER S-PER
+    continues = bmes.continuations()
+    assert [bmes.tags[j] for j in np.flatnonzero(continues[bmes.tag_id("M-PER")])] == ["M-PER", "E-PER"]
+    assert not continues[bmes.tag_id("E-PER")].any() and not continues[bmes.tag_id("S-PER")].any()

@@ -2,7 +2,8 @@
 
 The bring-your-own notebook builds the image with build_and_push.sh --no-push (on the test base image,
 CPU TensorFlow: every layer is already cached by the `image` fixture) and trains it in SageMaker local mode.
-The script-mode notebook runs the entry point as the framework container would; it needs no Docker.
+The script-mode notebook runs the entry point as the framework container would; it needs no Docker. The
+active-learning notebook trains the tiny model locally and selects sentences for Ground Truth; no Docker.
 """
 
 from __future__ import annotations
@@ -77,9 +78,19 @@ def test_script_mode_notebook_runs_up_to_aws(tmp_path):
     assert "val_f1=" in text
 
 
+def test_active_learning_notebook_runs_up_to_aws(tmp_path):
+    """Trains the tiny model, then `albert-ner select` writes the Ground Truth manifest with pre-annotations."""
+    with timed("notebook active_learning_ground_truth.ipynb up to the aws cells"):
+        notebook = execute_until_aws("active_learning_ground_truth.ipynb", tmp_path)
+    text = outputs_of(notebook)
+    assert "val_f1=" in text and "selected 20 of" in text and "1 duplicate, " in text and "already labelled" in text
+    assert '{"source": "欧阳娜娜随司马懿去了巴黎"' in text and '"ner-round-1": {"annotations": {"entities": [' in text
+
+
 def test_notebooks_stop_at_cells_tagged_aws_and_have_them():
     nbformat = pytest.importorskip("nbformat")
-    for name in ("tensorflow_bring_your_own.ipynb", "tensorflow_script_mode_quickstart.ipynb"):
+    for name in ("tensorflow_bring_your_own.ipynb", "tensorflow_script_mode_quickstart.ipynb",
+                 "active_learning_ground_truth.ipynb"):
         notebook = nbformat.read(NOTEBOOKS / name, as_version=4)
         nbformat.validate(notebook)
         tags = [cell.metadata.get("tags", []) for cell in notebook.cells if cell.cell_type == "code"]

@@ -135,7 +135,8 @@ def _finish_log(partial: Path | None) -> None:
 
 # ------------------------------------------------------------------------------ streaming text
 def read_texts(path: Path) -> Iterator[str]:
-    """Sentences from a text file (one per line) or JSON Lines (a string or ``{"text": ...}`` per line).
+    """Sentences from a text file (one per line) or JSON Lines (a string, ``{"text": ...}``, or a Ground
+    Truth manifest's ``{"source": ...}`` per line).
 
     Lines end at LF, CRLF or a lone CR; a UTF-8 BOM is dropped. The file is decoded line by line, so an
     undecodable byte is reported on its own line, however far into the file it sits.
@@ -161,9 +162,9 @@ def _text_of_json_line(line: str, path: Path, number: int) -> str:
     except json.JSONDecodeError as error:
         raise DataError(f"invalid JSON at column {error.colno}: {error.msg}", path, number) from None
     if isinstance(value, dict):
-        value = value.get("text")
+        value = value.get("text", value.get("source"))
     if not isinstance(value, str):
-        raise DataError('expected a JSON string or an object with a "text" string', path, number)
+        raise DataError('expected a JSON string or an object with a "text" (or "source") string', path, number)
     return value
 
 
@@ -180,9 +181,9 @@ def stream_predictions(predictor: Predictor, source: Iterable[str] | Path, outpu
         progress = tqdm(unit="sentence", dynamic_ncols=True)
     count = 0
     while chunk := list(itertools.islice(texts, chunk_size)):
-        for text, entities in zip(chunk, predictor.predict_entities([list(text) for text in chunk]), strict=True):
-            output.write(json.dumps({"text": text, "entities": entity_records(text, entities)},
-                                    ensure_ascii=False) + "\n")
+        for text, prediction in zip(chunk, predictor.predict([list(text) for text in chunk]), strict=True):
+            records = entity_records(text, prediction.entities, prediction.scores)
+            output.write(json.dumps({"text": text, "entities": records}, ensure_ascii=False) + "\n")
         output.flush()
         count += len(chunk)
         if progress is not None:
@@ -232,8 +233,23 @@ def main(argv: Sequence[str] | None = None) -> int:
     download.add_argument("name", help="what pretrained_model accepts: owner/name[@revision] on the Hugging Face "
                           "Hub, an albert_zh short name, or a directory")
     download.add_argument("--to", required=True, help="directory to create (must be absent or empty)")
+    select = commands.add_parser("select", help="choose the sentences most worth labelling next, as a Ground "
+                                                "Truth input manifest (active learning)")
+    select.add_argument("--model-dir", required=True)
+    select.add_argument("--input", required=True,
+                        help="unlabelled sentences: text (one per line), JSON Lines ({\"text\": ...}) or a "
+                             "Ground Truth manifest ({\"source\": ...})")
+    select.add_argument("--budget", required=True, type=int, help="how many sentences to select")
+    select.add_argument("--output", required=True, help="the Ground Truth input manifest to write")
+    select.add_argument("--labelled", action="append", default=[],
+                        help="labelled CoNLL or JSON Lines file or directory whose sentences are skipped (repeatable)")
+    select.add_argument("--pre-annotate", metavar="LABEL_ATTRIBUTE_NAME",
+                        help="add the model's entities under this label attribute, for an adjustment job")
+    select.add_argument("--batch-size", type=int, default=128)
 
     args = parser.parse_args(argv)
+    if args.command == "select" and args.budget < 1:
+        parser.error(f"--budget must be a positive number of sentences, got {args.budget}")
     if args.command == "train":
         if args.base_dir:
             os.environ["SAGEMAKER_BASE_DIR"] = args.base_dir
@@ -246,6 +262,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _convert(args)
         if args.command == "download":
             return _download(args)
+        if args.command == "select":
+            return _select(args)
         return _predict(args)
     except AlbertNerError as error:
         print(f"albert-ner {args.command}: {error}", file=sys.stderr)
@@ -324,4 +342,26 @@ def _predict(args: argparse.Namespace) -> int:
     finally:
         if output is not sys.stdout:
             output.close()
+    return 0
+
+
+def _select(args: argparse.Namespace) -> int:
+    from albert_ner.data import read_channel
+    from albert_ner.prediction import Predictor
+    from albert_ner.selection import check_label_attribute, select, write_manifest
+
+    try:
+        label_attribute = None if args.pre_annotate is None else check_label_attribute(args.pre_annotate)
+    except ValueError as error:
+        raise DataError(str(error)) from None
+    labelled: set[str] = set()
+    for name in args.labelled:  # only the texts matter here, so tags that need repair are fine
+        labelled.update("".join(sentence.tokens) for sentence in read_channel(Path(name), repair=True)[0])
+    predictor = Predictor.load(args.model_dir, batch_size=args.batch_size)
+    selection = select(predictor, read_texts(Path(args.input)), args.budget, labelled)
+    write_manifest(Path(args.output), selection.chosen, label_attribute, predictor.label_map.entity_types)
+    print(selection.summary(), file=sys.stderr)
+    if len(selection.chosen) < args.budget:
+        print(f"albert-ner select: only {len(selection.chosen)} sentences could be selected for a budget of "
+              f"{args.budget}", file=sys.stderr)
     return 0

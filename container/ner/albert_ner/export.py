@@ -14,7 +14,9 @@ same rules, so the two give the same answer:
   without entities (the latest boundary within the window right after 。！？；，.!?;, else at the window
   length), tagged window by window and put back together;
 - the tagger adds ``[CLS]``/``[SEP]`` itself and decodes with its CRF (Viterbi) or softmax;
-- spans are read from the tags as ``tags_to_entities(..., repair=True)`` reads them.
+- spans are read from the tags as ``tags_to_entities(..., repair=True)`` reads them;
+- each entity's score and the text's are computed from the same per-character log-probabilities, by the
+  same formula, as :mod:`albert_ner.confidence` computes them (exact CRF probabilities, float32).
 
 The ``serving_default`` signature takes ``text``: a ``tf.string`` vector of any length (one text per row,
 any number of characters, the empty string included) and returns, padded to the longest row:
@@ -26,6 +28,9 @@ any number of characters, the empty string included) and returns, padded to the 
 ``entity_starts``   int32 [B, E]     first character of the entity; -1 past ``entity_counts``
 ``entity_ends``     int32 [B, E]     one past its last character (end exclusive); -1 past the count
 ``entity_counts``   int32 [B]        entities per text
+``entity_scores``   float32 [B, E]   probability that exactly these characters form exactly this
+                                     entity (0 to 1); -1 past ``entity_counts``
+``sentence_scores`` float32 [B]      probability of the text's whole predicted tagging (1 when empty)
 ==================  ===============  =============================================================
 
 Throughput is best when a batch holds texts of similar length: every window of the batch is padded to
@@ -41,7 +46,7 @@ import numpy as np
 import tensorflow as tf
 
 from albert_ner.files import replacing
-from albert_ner.prediction import Predictor
+from albert_ner.prediction import Predictor, tag_with_probabilities
 from albert_ner.tag_schemes import parse_tag
 from albert_ner.windows import SENTENCE_PUNCTUATION
 
@@ -74,13 +79,14 @@ class TextTagger(tf.Module):
         # The Keras model itself is not tracked (saving it would also save Keras's own signature, traced
         # for a single input); its variables are, and the serving function captures them.
         self.model_variables = list(model.variables)
-        self._tag_windows = lambda ids, lengths: model.decode(model(ids, lengths, training=False), lengths)
+        label_map = predictor.label_map
+        temperature = predictor.temperature
+        self._tag_windows = lambda ids, lengths: tag_with_probabilities(model, label_map, ids, lengths, temperature)
         self.window = predictor.window
         self.pad_id = predictor.tokenizer.vocab.pad_id
         self.code_point_ids = tf.Variable(code_point_ids(predictor), trainable=False, name="code_point_ids")
         self.punctuation_code_points = tf.constant(sorted(ord(char) for char in SENTENCE_PUNCTUATION),
                                                    dtype=tf.int32)
-        label_map = predictor.label_map
         parsed = [parse_tag(tag) for tag in label_map.tags]
         types = [""] + list(label_map.entity_types)
         self.tag_names = tf.constant(label_map.tags)
@@ -106,17 +112,21 @@ class TextTagger(tf.Module):
         gather_at = tf.stack([tf.broadcast_to(window_texts[:, None], tf.shape(offsets)),
                               tf.where(in_window, offsets, 0)], axis=-1)
         window_ids = tf.where(in_window, tf.gather_nd(dense_ids, gather_at), self.pad_id)
-        window_tags = tf.cond(
+        nothing = tf.zeros(tf.shape(window_ids), tf.float32)
+        window_outputs = tf.cond(
             longest > 0,
             lambda: self._tag_windows(window_ids, window_lengths),
-            lambda: tf.zeros_like(window_ids),
+            lambda: (tf.zeros_like(window_ids), nothing, nothing, nothing),
         )
-        tag_ids = tf.scatter_nd(tf.boolean_mask(gather_at, in_window), tf.boolean_mask(window_tags, in_window),
-                                tf.shape(dense_ids))
-        outputs = self._entities(tag_ids, lengths)
+        scatter_at = tf.boolean_mask(gather_at, in_window)
+        tag_ids, marginal, conditional, closing = (
+            tf.scatter_nd(scatter_at, tf.boolean_mask(values, in_window), tf.shape(dense_ids))
+            for values in window_outputs)
+        outputs = self._entities(tag_ids, lengths, marginal, conditional, closing)
         char_mask = tf.sequence_mask(lengths, tf.shape(tag_ids)[1])
         outputs["tags"] = tf.where(char_mask, tf.gather(self.tag_names, tag_ids), "")
         outputs["lengths"] = lengths
+        outputs["sentence_scores"] = tf.minimum(1.0, tf.exp(tf.reduce_sum(conditional, axis=1)))
         return outputs
 
     def _windows(self, code_points: tf.RaggedTensor, lengths: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor, tf.Tensor]:
@@ -152,7 +162,8 @@ class TextTagger(tf.Module):
         return (tf.boolean_mask(text_index, real), tf.boolean_mask(starts, real),
                 tf.boolean_mask(ends - starts, real))
 
-    def _entities(self, tag_ids: tf.Tensor, lengths: tf.Tensor) -> dict[str, tf.Tensor]:
+    def _entities(self, tag_ids: tf.Tensor, lengths: tf.Tensor, marginal: tf.Tensor, conditional: tf.Tensor,
+                  closing: tf.Tensor) -> dict[str, tf.Tensor]:
         time = tf.shape(tag_ids)[1]
         valid = tf.sequence_mask(lengths, time)
         previous = tf.pad(tag_ids[:, :-1], [[0, 0], [1, 0]])
@@ -168,7 +179,17 @@ class TextTagger(tf.Module):
         entity_starts = tf.ragged.boolean_mask(positions, starts)
         entity_ends = tf.ragged.boolean_mask(positions + 1, ends)
         entity_types = tf.gather(self.type_names, tf.ragged.boolean_mask(tf.gather(self.tag_type, tag_ids), starts))
+        # score = exp(marginal[start] + sum(conditional[start+1:end]) + closing[end-1]), entities row-major.
+        entity_index = tf.reshape(tf.cumsum(tf.reshape(tf.cast(starts, tf.int32), [-1])), tf.shape(starts)) - 1
+        continuing = in_entity & ~starts
+        inner = tf.math.unsorted_segment_sum(tf.boolean_mask(conditional, continuing),
+                                             tf.boolean_mask(entity_index, continuing),
+                                             tf.reduce_sum(tf.cast(starts, tf.int32)))
+        log_scores = tf.boolean_mask(marginal, starts) + inner + tf.boolean_mask(closing, ends)
+        flat_scores = tf.minimum(1.0, tf.exp(log_scores))
+        entity_scores = tf.RaggedTensor.from_row_lengths(flat_scores, entity_starts.row_lengths())
         return {
+            "entity_scores": entity_scores.to_tensor(default_value=-1.0),
             "entity_types": entity_types.to_tensor(default_value=""),
             "entity_starts": entity_starts.to_tensor(default_value=-1),
             "entity_ends": entity_ends.to_tensor(default_value=-1),

@@ -16,6 +16,7 @@ import numpy as np
 import tensorflow as tf
 
 from albert_ner.batching import pad_batch
+from albert_ner.confidence import ScoredPrediction, TagLogProbabilities
 from albert_ner.data import Sentence
 from albert_ner.files import replacing, write_text_atomically
 from albert_ner.modeling.tagger import AlbertTagger
@@ -27,23 +28,33 @@ WEIGHTS_FILE = "model.weights.h5"
 CONFIG_FILE = "model_config.json"
 LABEL_MAP_FILE = "label_map.json"
 VOCAB_FILE = "vocab.txt"
+#: ``{"temperature": T, ...}``: the score calibration fitted on validation data (albert_ner.calibration).
+CALIBRATION_FILE = "calibration.json"
 
 
 class Predictor:
     """Runs a tagger over any number of sentences of any length, in length-sorted batches."""
 
     def __init__(self, model: AlbertTagger, tokenizer: CharTokenizer, label_map: LabelMap,
-                 max_seq_length: int, batch_size: int = 128, pretrained: dict | None = None):
+                 max_seq_length: int, batch_size: int = 128, pretrained: dict | None = None,
+                 temperature: float = 1.0):
+        if not temperature > 0:
+            raise ValueError(f"temperature must be positive, got {temperature}")
         self.model = model
         self.pretrained = pretrained  # provenance of the pretrained encoder, kept in model_config.json
+        self.temperature = float(temperature)
         self.tokenizer = tokenizer
         self.label_map = label_map
         self.max_seq_length = max_seq_length
         self.batch_size = batch_size
+        signature = [tf.TensorSpec([None, None], tf.int32), tf.TensorSpec([None], tf.int32)]
         self._decode = tf.function(
             lambda ids, lengths: model.decode(model(ids, lengths, training=False), lengths),
-            input_signature=[tf.TensorSpec([None, None], tf.int32), tf.TensorSpec([None], tf.int32)],
+            input_signature=signature,
         )
+        self._decode_with_probabilities = tf.function(
+            lambda ids, lengths: tag_with_probabilities(model, label_map, ids, lengths, self.temperature),
+            input_signature=signature)
 
     @property
     def window(self) -> int:
@@ -52,34 +63,70 @@ class Predictor:
 
     def predict_tags(self, token_sequences: Sequence[Sequence[str]]) -> list[list[str]]:
         """One tag (in the model's scheme) per input token, for every sentence."""
-        windows_per_sentence = [split_into_windows(Sentence(tokens=tuple(tokens), entities=()), self.window)
-                                for tokens in token_sequences]
-        flat = [window.sentence.tokens for windows in windows_per_sentence for window in windows]
-        flat_tags = self._tag_windows(flat)
-        results, position = [], 0
-        for windows in windows_per_sentence:
-            results.append(merge_window_tags(windows, flat_tags[position:position + len(windows)]))
-            position += len(windows)
-        return results
+        return [tags for tags, _ in self._predict(token_sequences, with_probabilities=False)]
 
     def predict_entities(self, token_sequences: Sequence[Sequence[str]]) -> list[list[Entity]]:
         """Entity spans per sentence; token offsets, end exclusive."""
         return [tags_to_entities(tags, self.label_map.scheme, repair=True)[0]
                 for tags in self.predict_tags(token_sequences)]
 
-    def _tag_windows(self, windows: Sequence[Sequence[str]]) -> list[list[str]]:
-        if not windows:
-            return []
+    def predict(self, token_sequences: Sequence[Sequence[str]]) -> list[ScoredPrediction]:
+        """Tags and entities with their confidences (:mod:`albert_ner.confidence`), for every sentence.
+
+        Computing the scores costs a forward-backward pass over each window on top of Viterbi (see
+        bench/README.md for the throughput with and without).
+        """
+        predictions = []
+        for tags, probabilities in self._predict(token_sequences, with_probabilities=True):
+            assert probabilities is not None
+            entities = tags_to_entities(tags, self.label_map.scheme, repair=True)[0]
+            predictions.append(ScoredPrediction(tags, entities, [probabilities.entity_score(e) for e in entities],
+                                                probabilities.sentence_score()))
+        return predictions
+
+    def _predict(self, token_sequences: Sequence[Sequence[str]], with_probabilities: bool
+                 ) -> list[tuple[list[str], TagLogProbabilities | None]]:
+        windows_per_sentence = [split_into_windows(Sentence(tokens=tuple(tokens), entities=()), self.window)
+                                for tokens in token_sequences]
+        flat = [window.sentence.tokens for windows in windows_per_sentence for window in windows]
+        flat_tags, flat_probabilities = self._tag_windows(flat, with_probabilities)
+        results: list[tuple[list[str], TagLogProbabilities | None]] = []
+        position = 0
+        for windows in windows_per_sentence:
+            taken = slice(position, position + len(windows))
+            tags = merge_window_tags(windows, flat_tags[taken])
+            probabilities = None
+            if with_probabilities:
+                parts = flat_probabilities[taken]
+                probabilities = TagLogProbabilities(*(
+                    np.concatenate([getattr(part, field) for part in parts]).astype(np.float32)
+                    for field in ("marginal", "conditional", "closing")))
+            results.append((tags, probabilities))
+            position += len(windows)
+        return results
+
+    def _tag_windows(self, windows: Sequence[Sequence[str]], with_probabilities: bool
+                     ) -> tuple[list[list[str]], list[TagLogProbabilities]]:
         encoded = [self.tokenizer.encode(tokens) for tokens in windows]
         order = np.argsort([len(ids) for ids in encoded], kind="stable")
         tags: list[list[str]] = [[] for _ in windows]
+        empty = np.zeros(0, np.float32)
+        probabilities = [TagLogProbabilities(empty, empty, empty) for _ in windows]
         for start in range(0, len(order), self.batch_size):
             batch = order[start:start + self.batch_size]
             ids, lengths = pad_batch([encoded[index] for index in batch], self.tokenizer.vocab.pad_id)
-            predicted = self._decode(ids, lengths).numpy() if ids.shape[1] else np.zeros(ids.shape, np.int32)
+            if not ids.shape[1]:
+                continue  # only empty windows: no tags, nothing to score
+            if with_probabilities:
+                predicted, *arrays = (values.numpy() for values in self._decode_with_probabilities(ids, lengths))
+            else:
+                predicted, arrays = self._decode(ids, lengths).numpy(), []
             for row, index in enumerate(batch):
-                tags[index] = [self.label_map.tag(tag_id) for tag_id in predicted[row, :lengths[row]]]
-        return tags
+                length = lengths[row]
+                tags[index] = [self.label_map.tag(tag_id) for tag_id in predicted[row, :length]]
+                if arrays:
+                    probabilities[index] = TagLogProbabilities(*(values[row, :length] for values in arrays))
+        return tags, probabilities
 
     def save(self, model_dir: Path) -> None:
         """Write weights, config, label map and vocab: everything needed to predict or fine-tune again."""
@@ -92,6 +139,9 @@ class Predictor:
         write_text_atomically(model_dir / LABEL_MAP_FILE,
                               json.dumps(self.label_map.to_dict(), ensure_ascii=False, indent=2) + "\n")
         self.tokenizer.vocab.save(model_dir / VOCAB_FILE)
+        if self.temperature != 1.0:
+            write_text_atomically(model_dir / CALIBRATION_FILE,
+                                  json.dumps({"temperature": self.temperature}) + "\n")
 
     @classmethod
     def load(cls, model_dir: str | os.PathLike[str], batch_size: int = 128) -> Predictor:
@@ -102,7 +152,12 @@ class Predictor:
         model = AlbertTagger(**config["tagger"])
         build_model(model, tokenizer.vocab.pad_id)
         model.load_weights(model_dir / WEIGHTS_FILE)
-        return cls(model, tokenizer, label_map, config["max_seq_length"], batch_size, config.get("pretrained"))
+        calibration_path = model_dir / CALIBRATION_FILE
+        temperature = 1.0
+        if calibration_path.exists():
+            temperature = float(json.loads(calibration_path.read_text(encoding="utf-8"))["temperature"])
+        return cls(model, tokenizer, label_map, config["max_seq_length"], batch_size, config.get("pretrained"),
+                   temperature)
 
 
 def build_model(model: AlbertTagger, pad_id: int) -> None:
@@ -110,7 +165,25 @@ def build_model(model: AlbertTagger, pad_id: int) -> None:
     model(tf.fill([1, 1], pad_id), tf.ones([1], tf.int32), training=False)
 
 
-def entity_records(tokens: Sequence[str], entities: Sequence[Entity]) -> list[dict]:
-    """Entities as the JSON objects users get: type, start, end (exclusive, character offsets), text."""
-    return [{"type": entity.type, "start": entity.start, "end": entity.end,
-             "text": "".join(tokens[entity.start:entity.end])} for entity in entities]
+def tag_with_probabilities(model: AlbertTagger, label_map: LabelMap, ids: tf.Tensor, lengths: tf.Tensor,
+                           temperature: float = 1.0) -> tuple[tf.Tensor, tf.Tensor, tf.Tensor, tf.Tensor]:
+    """Best tags ``[B, T]`` and their (marginal, conditional, closing) log-probabilities ``[B, T]`` each,
+    at the calibration ``temperature``.
+
+    Shared by the Predictor and the exported SavedModel, so both compute the same numbers.
+    """
+    scores = model(ids, lengths, training=False)
+    tags = model.decode(scores, lengths)
+    return (tags, *model.path_probabilities(scores, lengths, tags, label_map.continuations(), temperature))
+
+
+def entity_records(tokens: Sequence[str], entities: Sequence[Entity],
+                   scores: Sequence[float] | None = None) -> list[dict]:
+    """Entities as the JSON objects users get: type, start, end (exclusive, character offsets), text, and
+    ``score`` (the model's probability for exactly this entity, :mod:`albert_ner.confidence`) when given."""
+    records = [{"type": entity.type, "start": entity.start, "end": entity.end,
+                "text": "".join(tokens[entity.start:entity.end])} for entity in entities]
+    if scores is not None:
+        for record, score in zip(records, scores, strict=True):
+            record["score"] = score
+    return records

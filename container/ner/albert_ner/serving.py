@@ -20,7 +20,9 @@ and they go through the model as one batch, so throughput grows with the number 
 
 Output (``Accept``): ``application/json`` or ``application/jsonlines`` (one ``{"entities": [...]}`` line
 per input text, in order). Without an ``Accept`` (or with ``*/*``) JSON input gets JSON and line input
-gets JSON Lines. An entity is ``{"type", "start", "end", "text"}``, character offsets, end exclusive.
+gets JSON Lines. An entity is ``{"type", "start", "end", "text", "score"}``: character offsets, end
+exclusive, and the model's probability (0 to 1) that exactly these characters form exactly this entity
+(:mod:`albert_ner.confidence`).
 
 Environment (read by :class:`~albert_ner.environment.ServingSettings`): ``SAGEMAKER_BIND_TO_PORT`` (8080),
 ``SM_MODEL_DIR`` or ``SAGEMAKER_BASE_DIR``/model
@@ -365,8 +367,8 @@ def load_predictor(settings: ServingSettings) -> Callable[[list[str]], list[list
 
     def predict(texts: list[str]) -> list[list[dict]]:
         token_lists = [list(text) for text in texts]
-        return [entity_records(tokens, entities)
-                for tokens, entities in zip(token_lists, predictor.predict_entities(token_lists), strict=True)]
+        return [entity_records(tokens, prediction.entities, prediction.scores)
+                for tokens, prediction in zip(token_lists, predictor.predict(token_lists), strict=True)]
 
     predict(["预热"])  # trace the model before /ping says it is ready
     return predict

@@ -266,6 +266,17 @@ class LabelMap:
         )
         return start, transitions, end
 
+    def continuations(self) -> np.ndarray:
+        """``[N, N]`` bool: tag ``j`` right after tag ``i`` carries ``i``'s entity on (an inside or end tag
+        of the same type after an opening or inside tag), the way :func:`tags_to_entities` reads them.
+
+        An entity's confidence is the probability of its tags *and* of the next tag not continuing it.
+        """
+        parsed = [parse_tag(tag) for tag in self.tags]
+        inside = _INSIDE_PREFIX[self.scheme]
+        return np.array([[previous_prefix in ("B", inside) and prefix in (inside, "E") and previous_type == entity_type
+                          for prefix, entity_type in parsed] for previous_prefix, previous_type in parsed], dtype=bool)
+
     def to_dict(self) -> dict[str, Any]:
         return {"scheme": self.scheme, "entity_types": list(self.entity_types), "tags": list(self.tags)}
 

@@ -1,4 +1,4 @@
-"""Linear-chain conditional random field: training loss and Viterbi decoding in TensorFlow ops.
+"""Linear-chain conditional random field: training loss, Viterbi decoding and exact path probabilities.
 
 tensorflow-addons, which used to provide this, does not import on TF >= 2.16, so the tagger carries its
 own. Everything is vectorised over the batch and the tags and loops over time inside the graph
@@ -22,6 +22,7 @@ The score of a path ``y`` of length ``L > 0`` is
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import NamedTuple
 
 import keras
 import numpy as np
@@ -180,6 +181,130 @@ def crf_decode(
     return tags, scores
 
 
+class PathProbabilities(NamedTuple):
+    """Log-probabilities along one given path ``y`` of each sequence, ``[B, T]`` float32 each, 0 past lengths.
+
+    The posterior of a linear-chain CRF is itself a Markov chain, so the probability that steps
+    ``s..e-1`` carry exactly ``y_s..y_{e-1}`` is, exactly,
+    ``exp(marginal[s] + sum(conditional[s+1:e]) + closing[e-1])``, and the whole path's probability is
+    ``exp(sum(conditional))``. Every term is a local, normalised quantity, so nothing subtracts two large
+    log-partitions and float32 keeps its precision however long the sequence.
+    """
+
+    #: ``log P(y_t)``: the marginal of the path's tag at each step.
+    marginal: tf.Tensor
+    #: ``log P(y_t | y_{t-1})`` for ``t > 0``, and ``log P(y_0)`` at step 0.
+    conditional: tf.Tensor
+    #: ``log P(y_{t+1} is not a continuation of y_t | y_t)``, with ``continues`` (see
+    #: :func:`crf_path_probabilities`); 0 at each sequence's last step and when no ``continues`` is given.
+    closing: tf.Tensor
+
+
+def _log_normalize(scores: tf.Tensor) -> tf.Tensor:
+    """``scores`` less their log-sum-exp over the last axis; a row of only ``-inf`` stays ``-inf``."""
+    total = tf.reduce_logsumexp(scores, axis=-1, keepdims=True)
+    return scores - tf.where(tf.math.is_finite(total), total, 0.0)
+
+
+def crf_forward_backward(
+    potentials: tf.Tensor,
+    lengths: tf.Tensor,
+    transitions: tf.Tensor,
+    start_transitions: tf.Tensor,
+    end_transitions: tf.Tensor,
+) -> tuple[tf.Tensor, tf.Tensor]:
+    """Forward and backward log-messages, each normalised to log-sum-exp 0 at every step, ``[B, T, N]``.
+
+    ``alpha[t, j]`` is, up to a per-step constant, the log-sum over the prefixes ending in tag ``j`` at
+    step ``t`` (start transition and potentials included); ``beta[t, i]`` the log-sum over the suffixes
+    after a tag ``i`` at ``t`` (end transition included). Normalising at each step keeps them of order
+    one, which is what lets :func:`crf_path_probabilities` work in float32. Past a sequence's length
+    ``alpha`` is carried and ``beta`` is the normalised end transitions; disallowed entries (``-inf``)
+    stay ``-inf`` and never produce NaN.
+    """
+    max_length = tf.shape(potentials)[1]
+    potentials, lengths, mask, (transitions, start_transitions, end_transitions) = _prepare(
+        potentials, lengths, transitions, start_transitions, end_transitions
+    )
+    later_potentials, later_mask = _later_steps(potentials, mask)
+
+    def forward(alpha: tf.Tensor, step_inputs: tuple[tf.Tensor, tf.Tensor]) -> tf.Tensor:
+        step_potentials, valid = step_inputs
+        advanced = _log_normalize(tf.reduce_logsumexp(alpha[:, :, None] + transitions, axis=1) + step_potentials)
+        return tf.where(valid[:, None], advanced, alpha)
+
+    first = _log_normalize(start_transitions + potentials[:, 0])
+    alphas = tf.scan(forward, (later_potentials, later_mask), initializer=first)
+    alpha = tf.transpose(tf.concat([first[None], alphas], axis=0), [1, 0, 2])
+
+    final = tf.broadcast_to(_log_normalize(end_transitions), tf.shape(first))
+
+    def backward(beta: tf.Tensor, step_inputs: tuple[tf.Tensor, tf.Tensor]) -> tf.Tensor:
+        """From ``beta`` at step ``t + 1`` (with that step's potentials and validity) to ``beta`` at ``t``."""
+        following_potentials, following_valid = step_inputs
+        ahead = (following_potentials + beta)[:, None, :] + transitions
+        return tf.where(following_valid[:, None], _log_normalize(tf.reduce_logsumexp(ahead, axis=2)), final)
+
+    betas = tf.scan(backward, (later_potentials, later_mask), initializer=final, reverse=True)
+    beta = tf.transpose(tf.concat([betas, final[None]], axis=0), [1, 0, 2])
+    return alpha[:, :max_length], beta[:, :max_length]
+
+
+def crf_marginals(
+    potentials: tf.Tensor,
+    lengths: tf.Tensor,
+    transitions: tf.Tensor,
+    start_transitions: tf.Tensor,
+    end_transitions: tf.Tensor,
+) -> tf.Tensor:
+    """``P(y_t = j)`` under the CRF, ``[B, T, N]`` float32; rows past a sequence's length are 0."""
+    alpha, beta = crf_forward_backward(potentials, lengths, transitions, start_transitions, end_transitions)
+    valid = tf.sequence_mask(lengths, tf.shape(potentials)[1])
+    return tf.where(valid[:, :, None], tf.exp(_log_normalize(alpha + beta)), 0.0)
+
+
+def crf_path_probabilities(
+    potentials: tf.Tensor,
+    lengths: tf.Tensor,
+    transitions: tf.Tensor,
+    start_transitions: tf.Tensor,
+    end_transitions: tf.Tensor,
+    tags: tf.Tensor,
+    continues: np.ndarray | tf.Tensor | None = None,
+) -> PathProbabilities:
+    """The :class:`PathProbabilities` of the paths ``tags`` ``[B, T]`` (values past lengths ignored).
+
+    ``continues`` ``[N, N]`` bool, when given, marks the tags ``j`` that would extend an entity ending in
+    tag ``i`` (BIO: ``I-X`` after ``B-X``/``I-X``), so that a span's probability is that of *exactly* this
+    entity: its tags, and the next tag not carrying it on. Schemes with explicit ends (BIOES, BMES) need
+    none under the allowed-transition masks, but giving it costs nothing.
+    """
+    alpha, beta = crf_forward_backward(potentials, lengths, transitions, start_transitions, end_transitions)
+    potentials = tf.cast(potentials, tf.float32)
+    transitions = tf.cast(transitions, tf.float32)
+    max_length = tf.shape(potentials)[1]
+    valid = tf.sequence_mask(lengths, max_length)
+    tags = tf.where(valid, tf.cast(tags, tf.int32), 0)
+    previous = tf.pad(tags[:, :-1], [[0, 0], [1, 0]])
+
+    marginals = _log_normalize(alpha + beta)
+    # next_tag[b, t, j] = log P(y_t = j | y_{t-1} = previous[b, t]) for t > 0.
+    next_tag = _log_normalize(tf.gather(transitions, previous) + potentials + beta)
+    marginal = tf.gather(marginals, tags, batch_dims=2)
+    following = tf.gather(next_tag, tags, batch_dims=2)
+    is_first = tf.range(max_length)[None, :] == 0
+    conditional = tf.where(is_first, marginal, following)
+
+    closing = tf.zeros_like(marginal)
+    if continues is not None:
+        stops = ~tf.gather(tf.convert_to_tensor(continues, tf.bool), tags)  # [B, T, N]: after y_t
+        ahead = tf.pad(next_tag[:, 1:], [[0, 0], [0, 1], [0, 0]])
+        closing = tf.reduce_logsumexp(tf.where(stops, ahead, -np.inf), axis=2)
+        has_next = tf.sequence_mask(lengths - 1, max_length)
+        closing = tf.where(has_next, closing, 0.0)
+    return PathProbabilities(*(tf.where(valid, values, 0.0) for values in (marginal, conditional, closing)))
+
+
 AllowedTransitions = tuple[np.ndarray, np.ndarray, np.ndarray]
 
 
@@ -234,6 +359,28 @@ class CRF(keras.layers.Layer):
     def decode(self, potentials: tf.Tensor, lengths: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
         """Best allowed paths ``[B, T]`` int32 (0 past each length) and their scores ``[B]`` float32."""
         return crf_decode(potentials, lengths, *self._chain(DECODING_PENALTY))
+
+    def path_probabilities(
+        self,
+        potentials: tf.Tensor,
+        lengths: tf.Tensor,
+        tags: tf.Tensor,
+        continues: np.ndarray | None = None,
+        temperature: float = 1.0,
+    ) -> PathProbabilities:
+        """Log-probabilities along ``tags`` under the constrained CRF; see :func:`crf_path_probabilities`.
+
+        With the decoding masks (``-inf``), a disallowed path has probability exactly 0. ``temperature``
+        divides every path's score (potentials and transitions alike): ``P_T(y) ~ exp(score(y) / T)``,
+        which softens (T > 1) or sharpens (T < 1) the distribution without changing the best path.
+        """
+        transitions, start, end = (weights / temperature for weights in self._chain(DECODING_PENALTY))
+        return crf_path_probabilities(tf.cast(potentials, tf.float32) / temperature, lengths, transitions, start,
+                                      end, tags, continues)
+
+    def marginals(self, potentials: tf.Tensor, lengths: tf.Tensor) -> tf.Tensor:
+        """Per-step tag marginals ``[B, T, N]`` under the constrained CRF; see :func:`crf_marginals`."""
+        return crf_marginals(potentials, lengths, *self._chain(DECODING_PENALTY))
 
     def call(self, potentials: tf.Tensor, lengths: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
         return self.decode(potentials, lengths)

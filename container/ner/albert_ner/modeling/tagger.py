@@ -14,7 +14,7 @@ import numpy as np
 import tensorflow as tf
 
 from albert_ner.modeling.albert import AlbertConfig, AlbertEncoder
-from albert_ner.modeling.crf import CRF, AllowedTransitions
+from albert_ner.modeling.crf import CRF, AllowedTransitions, PathProbabilities
 
 
 class AlbertTagger(keras.Model):
@@ -97,6 +97,24 @@ class AlbertTagger(keras.Model):
             return tags
         tags = tf.argmax(scores, axis=-1, output_type=tf.int32)
         return tf.where(tf.sequence_mask(lengths, tf.shape(scores)[1]), tags, 0)
+
+    def path_probabilities(self, scores: tf.Tensor, lengths: tf.Tensor, tags: tf.Tensor,
+                           continues: np.ndarray | None = None, temperature: float = 1.0) -> PathProbabilities:
+        """Log-probabilities along ``tags`` (see :class:`~albert_ner.modeling.crf.PathProbabilities`).
+
+        With the CRF they come from its forward-backward marginals over the allowed paths, exactly. The
+        softmax head's tags are independent, so each step's conditional is its own softmax probability
+        and nothing closes an entity: an entity's confidence is the product of its tags' probabilities.
+        ``temperature`` divides the scores (CRF: the transitions too) before normalising; 1 leaves them.
+        """
+        lengths = tf.cast(lengths, tf.int32)
+        if self.crf is not None:
+            return self.crf.path_probabilities(scores, lengths, tags, continues, temperature)
+        valid = tf.sequence_mask(lengths, tf.shape(scores)[1])
+        log_probabilities = tf.nn.log_softmax(tf.cast(scores, tf.float32) / temperature)
+        chosen = tf.gather(log_probabilities, tf.where(valid, tags, 0), batch_dims=2)
+        chosen = tf.where(valid, chosen, 0.0)
+        return PathProbabilities(marginal=chosen, conditional=chosen, closing=tf.zeros_like(chosen))
 
     @property
     def head_variables(self) -> list[tf.Variable]:
