@@ -5,6 +5,8 @@ The training log and the report page both show it, from the same object, so they
 
 from __future__ import annotations
 
+import json
+import logging
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -12,6 +14,8 @@ from dataclasses import dataclass
 from albert_ner.data import Sentence
 from albert_ner.tokenization import CharTokenizer
 from albert_ner.windows import split_into_windows
+
+log = logging.getLogger("albert_ner.training")
 
 
 @dataclass(frozen=True)
@@ -45,3 +49,13 @@ def summarize_split(name: str, sentences: Sequence[Sentence], tokenizer: CharTok
         long_sentences=sum(count > 1 for count in windows), window_characters=window_characters,
         unknown_rate=unknown.rate, unknown_most_common="".join(char for char, _ in unknown.most_common[:10]),
         repairs=repairs)
+
+
+def log_summaries(summaries: Sequence[SplitSummary]) -> None:
+    """One line per split in the job log, with the same figures the report page shows."""
+    for summary in summaries:
+        log.info("data %s: %d sentences, %d characters, entities %s, [UNK] rate %.4f%s, %d sentence(s) "
+                 "longer than %d characters split into windows", summary.name, summary.sentences,
+                 summary.characters, json.dumps(summary.entities, ensure_ascii=False), summary.unknown_rate,
+                 f" (most common: {summary.unknown_most_common})" if summary.unknown_most_common else "",
+                 summary.long_sentences, summary.window_characters)

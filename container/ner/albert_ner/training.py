@@ -9,14 +9,10 @@ Batching, the optimizers and the strategy live in ``batching.py``, ``optimizatio
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 import math
-import shutil
-import signal
 import sys
-import threading
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -27,16 +23,15 @@ import numpy as np
 import tensorflow as tf
 
 from albert_ner import __version__, resources
+from albert_ner.artifacts import write_artifacts
 from albert_ner.batching import EncodedExamples, training_batches
 from albert_ner.checkpoints import PretrainedFiles, find_pretrained, load_pretrained, read_pretrained_config
 from albert_ner.cluster import choose_strategy, strategy_name
 from albert_ner.data import ReadReport, Sentence, read_channel
-from albert_ner.data_summary import SplitSummary, summarize_split
+from albert_ner.data_summary import SplitSummary, log_summaries, summarize_split
 from albert_ner.environment import TrainingEnvironment
 from albert_ner.errors import DataError, HyperparameterError, TrainingStopped
-from albert_ner.evaluation import EvaluationReport, evaluate, write_report
-from albert_ner.export import export_saved_model
-from albert_ner.files import write_text_atomically
+from albert_ner.evaluation import EvaluationReport, evaluate
 from albert_ner.hyperparameters import Hyperparameters
 from albert_ner.modeling.albert import AlbertConfig, sized_config
 from albert_ner.modeling.tagger import AlbertTagger
@@ -44,10 +39,11 @@ from albert_ner.optimization import TrainStep, make_loss_scale, make_optimizers,
 from albert_ner.prediction import Predictor, build_model
 from albert_ner.pretrained_sources import choose_pretrained
 from albert_ner.report_page import REPORT_PAGE, EvaluatedSplit, ReportPage, write_report_page
-from albert_ner.tag_schemes import Entity, LabelMap
+from albert_ner.stop_signal import StopSignal
+from albert_ner.tag_schemes import LabelMap
 from albert_ner.tokenization import CharTokenizer, Vocab
 from albert_ner.training_history import TrainingHistory
-from albert_ner.training_state import Progress, TrainingState
+from albert_ner.training_state import Progress, TrainingState, weights_fingerprint
 from albert_ner.validation import Validation
 from albert_ner.windows import split_into_windows
 
@@ -125,7 +121,8 @@ def prepare_data(hp: Hyperparameters, env: TrainingEnvironment) -> PreparedData:
                  if sentences]
     data = PreparedData(train, validation, test, tokenizer, label_map, albert_config, pretrained, provenance,
                         description, summaries)
-    _log_data_summary(data)
+    log_summaries(summaries)
+    log.info("labels (%s): %s", label_map.scheme, " ".join(label_map.tags))
     return data
 
 
@@ -159,16 +156,6 @@ def _entity_types(hp: Hyperparameters, sentences: Sequence[Sentence]) -> list[st
         raise HyperparameterError(f"hyperparameter entity_types={hp.entity_types!r}: the data also has "
                                   f"{unknown}")
     return sorted(set(hp.entity_types))
-
-
-def _log_data_summary(data: PreparedData) -> None:
-    for summary in data.summaries:
-        log.info("data %s: %d sentences, %d characters, entities %s, [UNK] rate %.4f%s, %d sentence(s) "
-                 "longer than %d characters split into windows", summary.name, summary.sentences,
-                 summary.characters, json.dumps(summary.entities, ensure_ascii=False), summary.unknown_rate,
-                 f" (most common: {summary.unknown_most_common})" if summary.unknown_most_common else "",
-                 summary.long_sentences, summary.window_characters)
-    log.info("labels (%s): %s", data.label_map.scheme, " ".join(data.label_map.tags))
 
 
 # ------------------------------------------------------------------------------------------- loop
@@ -283,9 +270,10 @@ def train(hp: Hyperparameters, env: TrainingEnvironment) -> TrainingResult:
                  test_report.micro.recall, test_report.f1)
         evaluated.append(EvaluatedSplit("test", data.test, test_predicted, test_report))
     history.lap("final evaluation")
-    fingerprint = _fingerprint(model)
+    fingerprint = weights_fingerprint(model)
     if env.is_chief:
-        _write_artifacts(env, predictor, validation_report, test_report, data.test, test_predicted)
+        write_artifacts(env.model_dir, env.output_data_dir, env.output_dir / "tensorboard", predictor,
+                        validation_report, test_report, data.test, test_predicted)
         history.lap("writing the model")
         _write_report_page(env, hp, data, model, fingerprint, evaluated, history, {
             "stopped": _why_stopped(hp, progress, total_steps, steps_per_epoch), "steps": f"{progress.step:,}",
@@ -346,59 +334,6 @@ def _tokens(sentences: Sequence[Sentence]) -> list[tuple[str, ...]]:
     return [sentence.tokens for sentence in sentences]
 
 
-class StopSignal:
-    """Turns SIGTERM into a flag the loop checks after each step.
-
-    SageMaker stops a job (and interrupts managed spot jobs) with SIGTERM and kills it 120 s later; a
-    Python process running as PID 1 in a container gets no default handler, so without this the job
-    would die without saving. The loop finishes its step, saves a checkpoint and raises TrainingStopped.
-    """
-
-    def __init__(self) -> None:
-        self.received: str | None = None
-        self._previous = None
-        if threading.current_thread() is threading.main_thread():
-            self._previous = signal.signal(signal.SIGTERM, self._handle)
-
-    def _handle(self, signum: int, frame) -> None:
-        self.received = signal.Signals(signum).name
-        log.warning("received %s: saving a checkpoint after the current step, then exiting", self.received)
-
-    def restore(self) -> None:
-        if self._previous is not None:
-            signal.signal(signal.SIGTERM, self._previous)
-            self._previous = None
-
-
-def _fingerprint(model: keras.Model) -> str:
-    """A digest of the final weights, so that the workers of a multi-worker job can be seen to agree."""
-    digest = hashlib.sha256()
-    for weights in model.get_weights():
-        digest.update(np.ascontiguousarray(weights).tobytes())
-    return digest.hexdigest()[:16]
-
-
-def _write_artifacts(env: TrainingEnvironment, predictor: Predictor, validation: EvaluationReport,
-                     test: EvaluationReport | None, test_sentences: Sequence[Sentence] | None,
-                     test_predicted: Sequence[Sequence[Entity]] | None) -> None:
-    started = time.perf_counter()
-    predictor.save(env.model_dir)
-    exporting = time.perf_counter()
-    export_saved_model(predictor, env.model_dir)
-    done = time.perf_counter()
-    log.info("model written to %s in %.1f s (SavedModel export %.1f s)", env.model_dir, done - started,
-             done - exporting)
-    for directory in (env.model_dir, env.output_data_dir):
-        write_report(validation, directory, "validation_report")
-        if test is not None:
-            write_report(test, directory, "test_report")
-    if test_sentences and test_predicted is not None:
-        _write_predictions(test_sentences, test_predicted, env.output_data_dir / "test_predictions.jsonl")
-    tensorboard = env.output_dir / "tensorboard"
-    if tensorboard.is_dir():
-        shutil.copytree(tensorboard, env.output_data_dir / "tensorboard", dirs_exist_ok=True)
-
-
 def _write_report_page(env: TrainingEnvironment, hp: Hyperparameters, data: PreparedData, model: AlbertTagger,
                        fingerprint: str, evaluated: list[EvaluatedSplit], history: TrainingHistory,
                        job: dict[str, str]) -> None:
@@ -410,17 +345,6 @@ def _write_report_page(env: TrainingEnvironment, hp: Hyperparameters, data: Prep
                   "model directory": str(env.model_dir), "weights sha256 (first 16 digits)": fingerprint}
     write_report_page(env.output_data_dir / REPORT_PAGE, ReportPage(
         "albert-ner training report", evaluated, data.summaries, history, hp.to_dict(), job, provenance))
-
-
-def _write_predictions(sentences: Sequence[Sentence], predicted: Sequence[Sequence[Entity]], path: Path) -> None:
-    lines = []
-    for sentence, entities in zip(sentences, predicted, strict=True):
-        lines.append(json.dumps({
-            "text": "".join(sentence.tokens),
-            "entities": [list(entity) for entity in sentence.entities],
-            "predicted": [list(entity) for entity in entities],
-        }, ensure_ascii=False))
-    write_text_atomically(path, "\n".join(lines) + "\n")
 
 
 def _progress_bar(total: int, done: int):

@@ -14,6 +14,7 @@ silently start from half-trained weights.
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import os
 import time
@@ -116,6 +117,14 @@ class TrainingState:
             return None
         with np.load(path) as archive:
             return [archive[f"arr_{index}"] for index in range(len(archive.files))]
+
+
+def weights_fingerprint(model: keras.Model) -> str:
+    """A digest of the weights, so that the workers of a multi-worker job can be seen to agree."""
+    digest = hashlib.sha256()
+    for weights in model.get_weights():
+        digest.update(np.ascontiguousarray(weights).tobytes())
+    return digest.hexdigest()[:16]
 
 
 def _is_unreadable(error: Exception) -> bool:
