@@ -112,3 +112,28 @@ def test_evaluation_sees_the_moving_average_and_training_goes_on_from_the_traine
         for seen, expected in zip(inside, average, strict=True):
             np.testing.assert_allclose(seen, expected, rtol=1e-5, atol=1e-7)
         assert not np.allclose(inside[0], trained[0])
+
+
+def test_every_epoch_takes_its_own_batch_plan_from_any_start() -> None:
+    """The loop used to keep epoch 1's plan for every epoch (only a resumed job computed its epoch's own),
+    so an uninterrupted run and a resumed one took different batches from epoch 2 on."""
+    from albert_ner.batching import training_batches
+
+    sentences = [Sentence(tuple("张伟在北京工作"[: 2 + index % 5]), ()) for index in range(40)]
+    vocab = Vocab.build([sentence.tokens for sentence in sentences])
+    examples = EncodedExamples(sentences, CharTokenizer(vocab), LabelMap(["PER"], scheme="bio"))
+    fresh = training_batches(examples, 8, seed=3, group_by_length=True, token_dropout=0.2, unk_id=vocab.unk_id,
+                             epoch=1, next_batch=0)
+    for epoch in (1, 2, 3):
+        plan = batch_plan(examples.lengths, 8, seed=3, epoch=epoch, group_by_length=True)
+        resumed = training_batches(examples, 8, seed=3, group_by_length=True, token_dropout=0.2,
+                                   unk_id=vocab.unk_id, epoch=epoch, next_batch=2)
+        for index, indices in enumerate(plan):
+            batch = next(fresh)
+            assert (batch.epoch, batch.index, batch.last_in_epoch) == (epoch, index, index == len(plan) - 1)
+            np.testing.assert_array_equal(batch.lengths, examples.lengths[indices])
+            if index >= 2:
+                again = next(resumed)
+                np.testing.assert_array_equal(again.token_ids, batch.token_ids)  # token dropout too
+    first, second = (batch_plan(examples.lengths, 8, 3, epoch, True) for epoch in (1, 2))
+    assert not all(np.array_equal(a, b) for a, b in zip(first, second, strict=True))
