@@ -30,8 +30,18 @@ JSON
     fi
     page=$base/output/data/report.html
 fi
+if [ ! -f "$page" ]; then
+    echo "report_screenshot: $page is not a file" >&2
+    exit 1
+fi
 mkdir -p "$(dirname "$png")"
+rm -f "$png"
 chromium --headless --no-sandbox --disable-gpu --hide-scrollbars --host-resolver-rules="MAP * ~NOTFOUND" \
     --user-data-dir="$work/chromium" --window-size="1280,${HEIGHT:-3400}" --screenshot="$(realpath -m "$png")" \
     "file://$(realpath "$page")" 2>"$work/chromium.log"
+if [ ! -s "$png" ]; then
+    echo "report_screenshot: chromium wrote no $png:" >&2
+    cat "$work/chromium.log" >&2
+    exit 1
+fi
 echo "wrote $png from $page"

@@ -208,6 +208,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     evaluate.add_argument("files", nargs="+", help="labelled files in any format train reads, or directories")
     evaluate.add_argument("--output", help="write the report as JSON here")
     evaluate.add_argument("--report", help="write the HTML report page (scores, error breakdown, worst sentences) here")
+    evaluate.add_argument("--repair-tags", action="store_true",
+                          help="as the repair_tags hyperparameter (MSRA's files need it)")
 
     predict = commands.add_parser("predict", help="tag text, one JSON line of entities per input line")
     predict.add_argument("--model-dir", required=True)
@@ -278,7 +280,7 @@ def _evaluate(args: argparse.Namespace) -> int:
     predictor = Predictor.load(args.model_dir)
     sentences, repairs = [], 0
     for name in args.files:
-        read, read_report = read_channel(name)
+        read, read_report = read_channel(name, repair=args.repair_tags)
         sentences += read
         repairs += read_report.repairs
     predicted = predictor.predict_entities([sentence.tokens for sentence in sentences])
