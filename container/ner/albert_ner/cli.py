@@ -310,12 +310,8 @@ def _convert(args: argparse.Namespace) -> int:
     hp = Hyperparameters.from_strings({name: value for name, value in given.items() if value not in (None, False)})
     chunks = []
     for name in args.inputs:
-        sentences, report = read_channel(name, scheme=hp.input_tag_scheme, repair=hp.repair_tags,
-                                         label_attribute=hp.label_attribute,
-                                         overlapping_entities=hp.overlapping_entities,
-                                         utf16_offsets=hp.utf16_offsets)
-        log.info("%s: %d sentences with %d entities, format %s%s", name, len(sentences), report.entities,
-                 report.scheme, f"; {report.notes()}" if report.notes() else "")
+        sentences, report = read_channel(name, **hp.read_options())
+        log.info("%s: %s", name, report.describe())
         chunks += [to_conll(s, hp.tag_scheme) if args.to == "conll" else to_json_line(s) for s in sentences]
     if args.output:
         write_text_atomically(Path(args.output), "".join(chunks))

@@ -128,6 +128,12 @@ class Hyperparameters:
         for spec in dataclasses.fields(self):
             _check_range(spec, getattr(self, spec.name))
 
+    def read_options(self) -> dict[str, Any]:
+        """How input is read, as :func:`albert_ner.data.read_channel`'s keyword arguments: the job and
+        ``albert-ner convert`` read the same way."""
+        return {"scheme": self.input_tag_scheme, "repair": self.repair_tags, "label_attribute": self.label_attribute,
+                "overlapping_entities": self.overlapping_entities, "utf16_offsets": self.utf16_offsets}
+
     def encoder_learning_rate(self, pretrained: bool) -> float:
         """``learning_rate``, or the usual peak for the case: fine-tuning needs a rate 10x smaller."""
         if self.learning_rate is not None:

@@ -97,12 +97,13 @@ def prepare_data(hp: Hyperparameters, env: TrainingEnvironment) -> PreparedData:
         albert_config = read_pretrained_config(pretrained)
         vocab = Vocab.from_file(pretrained.vocab_path)
         provenance = source.provenance()
+        provenance_text = json.dumps(provenance, ensure_ascii=False, sort_keys=True)
         description = (f"pretrained ALBERT {pretrained.weights} ({albert_config.family} family, hidden "
-                       f"{albert_config.hidden_size}, {albert_config.num_hidden_layers} layers), from "
-                       f"{json.dumps(provenance, ensure_ascii=False, sort_keys=True)}")
+                       f"{albert_config.hidden_size}, {albert_config.num_hidden_layers} layers), "
+                       f"from {provenance_text}")
         log.info("pretrained ALBERT: %s (%s family, hidden %d, %d layers), %s files; provenance %s",
                  source.directory, albert_config.family, albert_config.hidden_size, albert_config.num_hidden_layers,
-                 pretrained.layout, json.dumps(provenance, ensure_ascii=False, sort_keys=True))
+                 pretrained.layout, provenance_text)
     else:
         vocab = Vocab.build([sentence.tokens for sentence in train], min_count=hp.vocab_min_count)
         albert_config = sized_config(hp.encoder_size, len(vocab), hp.num_hidden_layers)
@@ -127,11 +128,8 @@ def prepare_data(hp: Hyperparameters, env: TrainingEnvironment) -> PreparedData:
 
 
 def _read(directory: Path, hp: Hyperparameters, channel: str) -> tuple[list[Sentence], ReadReport]:
-    sentences, report = read_channel(directory, scheme=hp.input_tag_scheme, repair=hp.repair_tags,
-                                     label_attribute=hp.label_attribute,
-                                     overlapping_entities=hp.overlapping_entities, utf16_offsets=hp.utf16_offsets)
-    log.info("channel %s: %d sentences with %d entities from %d file(s), format %s%s", channel, len(sentences),
-             report.entities, len(report.files), report.scheme, f"; {report.notes()}" if report.notes() else "")
+    sentences, report = read_channel(directory, **hp.read_options())
+    log.info("channel %s: %s", channel, report.describe())
     return sentences, report
 
 

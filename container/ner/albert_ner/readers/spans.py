@@ -87,6 +87,12 @@ class ReadReport:
         self.tokens = sum(len(sentence.tokens) for sentence in sentences)
         self.entities = sum(len(sentence.entities) for sentence in sentences)
 
+    def describe(self) -> str:
+        """What was read, for the log: counts, files, formats and anything read in an unusual way."""
+        notes = self.notes()
+        return (f"{self.sentences} sentences with {self.entities} entities from {len(self.files)} file(s), "
+                f"format {self.scheme}{f'; {notes}' if notes else ''}")
+
     def notes(self) -> str:
         """Everything read in an unusual way, as one clause for the log line ("" when nothing was)."""
         parts = [f"{self.repairs} entities repaired"] if self.repairs else []
