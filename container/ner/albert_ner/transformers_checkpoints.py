@@ -17,7 +17,6 @@ saying to fetch the safetensors file instead.
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 import re
@@ -28,7 +27,7 @@ import numpy as np
 
 from albert_ner.checkpoints import LoadReport, Target, assign_weights, compare_shapes, layer_weights, listing
 from albert_ner.errors import CheckpointError
-from albert_ner.modeling.albert import LAYER_NORM_EPSILON, AlbertConfig, AlbertEncoder
+from albert_ner.modeling.albert import LAYER_NORM_EPSILON, AlbertConfig, AlbertEncoder, read_config_json
 
 logger = logging.getLogger(__name__)
 
@@ -64,16 +63,7 @@ _PREFIX = "albert."
 def read_transformers_config(path: str | os.PathLike[str]) -> AlbertConfig:
     """The encoder config of a transformers ``config.json``; a key whose value the encoder cannot reproduce
     fails naming the key."""
-    path = os.fspath(path)
-    try:
-        with open(path, encoding="utf-8") as handle:
-            values = json.load(handle)
-    except OSError as error:
-        raise CheckpointError(f"{path}: cannot read config: {error.strerror}") from error
-    except (json.JSONDecodeError, UnicodeDecodeError) as error:
-        raise CheckpointError(f"{path}: not a JSON config: {error}") from error
-    if not isinstance(values, dict):
-        raise CheckpointError(f"{path}: config must be a JSON object, found {type(values).__name__}")
+    values = read_config_json(path)
     try:
         return albert_config_from_transformers(values)
     except CheckpointError as error:

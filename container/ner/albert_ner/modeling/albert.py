@@ -180,22 +180,29 @@ class AlbertConfig:
 
     @classmethod
     def from_json_file(cls, path: str | os.PathLike[str]) -> AlbertConfig:
-        path = os.fspath(path)
-        try:
-            with open(path, encoding="utf-8") as handle:
-                values = json.load(handle)
-        except OSError as error:
-            raise CheckpointError(f"{path}: cannot read ALBERT config: {error.strerror}") from error
-        except json.JSONDecodeError as error:
-            raise CheckpointError(f"{path}:{error.lineno}:{error.colno}: invalid JSON: {error.msg}") from error
-        except UnicodeDecodeError as error:
-            raise CheckpointError(f"{path}: ALBERT config is not UTF-8: {error}") from error
-        if not isinstance(values, dict):
-            raise CheckpointError(f"{path}: ALBERT config must be a JSON object, found {type(values).__name__}")
+        values = read_config_json(path)
         try:
             return cls.from_dict(values)
         except CheckpointError as error:
             raise CheckpointError(f"{path}: {error}") from error
+
+
+def read_config_json(path: str | os.PathLike[str]) -> dict[str, Any]:
+    """A checkpoint's config file as a JSON object, every problem a CheckpointError naming the file; both
+    the TF1 families' ``albert_config.json`` and transformers' ``config.json`` are read with it."""
+    path = os.fspath(path)
+    try:
+        with open(path, encoding="utf-8") as handle:
+            values = json.load(handle)
+    except OSError as error:
+        raise CheckpointError(f"{path}: cannot read ALBERT config: {error.strerror}") from error
+    except json.JSONDecodeError as error:
+        raise CheckpointError(f"{path}:{error.lineno}:{error.colno}: invalid JSON: {error.msg}") from error
+    except UnicodeDecodeError as error:
+        raise CheckpointError(f"{path}: ALBERT config is not UTF-8: {error}") from error
+    if not isinstance(values, dict):
+        raise CheckpointError(f"{path}: ALBERT config must be a JSON object, found {type(values).__name__}")
+    return values
 
 
 #: brightmart albert_zh sizes: hidden, layers, attention heads, feed-forward (intermediate) size.
