@@ -22,7 +22,6 @@ import difflib
 import glob
 import json
 import logging
-import os
 import re
 import shutil
 from collections.abc import Mapping
@@ -34,6 +33,7 @@ from albert_ner.archives import extract_archive
 from albert_ner.checkpoints import TF1, find_pretrained
 from albert_ner.downloads import download, sha256_of
 from albert_ner.errors import CheckpointError, HyperparameterError
+from albert_ner.files import replacing
 
 log = logging.getLogger(__name__)
 
@@ -179,20 +179,16 @@ def _archive_source(name: str, archive: Archive, environ: Mapping[str, str]) -> 
         log.info("pretrained_model %s: downloading %s into %s", name, url, root)
         download(url, downloaded, what, archive.sha256)
         archive_sha256 = sha256_of(downloaded)
-        unpacked = directory.with_name(directory.name + ".new")
-        shutil.rmtree(unpacked, ignore_errors=True)
-        try:
-            extract_archive(downloaded, unpacked)
-            find_pretrained(unpacked)  # a download that is not an ALBERT fails here, not half-way into training
-        except CheckpointError as error:
-            downloaded.unlink()
-            shutil.rmtree(unpacked, ignore_errors=True)
-            raise CheckpointError(f"{what}: {url}: {error}") from error
         origin = {"source": "archive", "pretrained_model": name, "url": url, "revision": f"sha256:{archive_sha256}",
                   "archive_sha256": archive_sha256, "license": None}
-        (unpacked / _MANIFEST).write_text(json.dumps(origin, indent=2) + "\n", encoding="utf-8")
-        shutil.rmtree(directory, ignore_errors=True)
-        os.replace(unpacked, directory)
+        try:
+            with replacing(directory) as unpacked:
+                extract_archive(downloaded, unpacked)
+                find_pretrained(unpacked)  # a download that is not an ALBERT fails here, not half-way into training
+                (unpacked / _MANIFEST).write_text(json.dumps(origin, indent=2) + "\n", encoding="utf-8")
+        except CheckpointError as error:
+            downloaded.unlink()
+            raise CheckpointError(f"{what}: {url}: {error}") from error
         downloaded.unlink()
     log.warning("pretrained_model %s: the archive carries no licence file; check the terms of its publisher "
                 "(https://github.com/brightmart/albert_zh, https://github.com/google-research/albert) before "
@@ -218,12 +214,8 @@ def copy_pretrained(source: PretrainedSource, destination: Path) -> None:
     """
     if destination.exists() and (not destination.is_dir() or any(destination.iterdir())):
         raise CheckpointError(f"{destination}: exists and is not an empty directory; choose a new one")
-    files = find_pretrained(source.directory)
-    temporary = destination.with_name(f".partial.{destination.name}")
-    shutil.rmtree(temporary, ignore_errors=True)
-    folder = Path(files.config_path).parent
-    shutil.copytree(folder, temporary, symlinks=False, ignore=shutil.ignore_patterns(".*"))
-    (temporary / "provenance.json").write_text(json.dumps(source.provenance(), indent=2) + "\n", encoding="utf-8")
-    if destination.exists():
-        destination.rmdir()
-    os.replace(temporary, destination)
+    folder = Path(find_pretrained(source.directory).config_path).parent
+    with replacing(destination) as temporary:
+        shutil.copytree(folder, temporary, symlinks=False, ignore=shutil.ignore_patterns(".*"))
+        (temporary / "provenance.json").write_text(json.dumps(source.provenance(), indent=2) + "\n",
+                                                   encoding="utf-8")
