@@ -6,10 +6,11 @@
 Measured in one run, on the MSRA test set (5,000 sentences; `python data/fetch_msra.py` fetches it):
 
 - offline sentences/s: our Python Predictor, our SavedModel (in-graph tokenization, windowing and Viterbi),
-  a Hugging Face ``AlbertForTokenClassification`` of the same size (PyTorch, argmax head, when transformers
+  each without a lexicon and with jieba's 349k-word dictionary (the default job's, matched in Python and in
+  the graph respectively), a Hugging Face ``AlbertForTokenClassification`` of the same size (PyTorch, argmax head, when transformers
   and torch are installed) and Jiagu's perceptron tagger (``pip install jiagu``; skipped when absent);
-- ``POST /invocations`` (one ``{"text": ...}`` per request, the real `serve` process on loopback): p50 and
-  p99 latency and requests/s with 1 and with 8 concurrent clients.
+- ``POST /invocations`` (one ``{"text": ...}`` per request, the real `serve` process on loopback, serving the
+  model with the dictionary): p50 and p99 latency and requests/s with 1 and with 8 concurrent clients.
 
 Our model is albert_tiny-sized (4 layers, hidden 312, 12 heads, FFN 1248, embeddings 128) + BiLSTM 128 +
 CRF with random weights: speed does not depend on the weights. Every offline contender gets batches of
@@ -174,6 +175,7 @@ def main() -> int:
     import tensorflow as tf
 
     from albert_ner.export import export_saved_model
+    from albert_ner.lexicon import choose_lexicon
     from albert_ner.resources import available_cores
 
     threads = available_cores()
@@ -181,14 +183,22 @@ def main() -> int:
     rows: list[tuple[str, str]] = []
     with tempfile.TemporaryDirectory() as temporary:
         base = Path(temporary) / "opt_ml"
-        predictor = random_tiny_model(base / "model", texts)
-        saved_model = export_saved_model(predictor, base / "model")
+        plain = Path(temporary) / "plain"
+        predictor = random_tiny_model(plain, texts)
+        saved_model = export_saved_model(predictor, plain)
+        lexicon = choose_lexicon("general", None)
+        with_lexicon = random_tiny_model(base / "model", texts, lexicon=lexicon)
+        saved_with_lexicon = export_saved_model(with_lexicon, base / "model")
         header = (f"MSRA test: {len(texts)} sentences, {sum(map(len, texts))} characters; {threads} CPU threads; "
                   f"TensorFlow {tf.__version__}")
         print(header, flush=True)
         for name, run in [
             ("albert-ner Python Predictor (TF, albert_tiny + BiLSTM + CRF)", lambda: bench_predictor(predictor, texts)),
             ("albert-ner SavedModel (TF, same model, text in)", lambda: bench_saved_model(saved_model, texts)),
+            ("albert-ner Python Predictor + jieba dictionary (349k words)",
+             lambda: bench_predictor(with_lexicon, texts)),
+            ("albert-ner SavedModel + jieba dictionary (in-graph matching)",
+             lambda: bench_saved_model(saved_with_lexicon, texts)),
             ("Hugging Face AlbertForTokenClassification (PyTorch, albert_tiny, argmax)",
              lambda: bench_hugging_face(texts, threads)),
             ("Jiagu 0.2 (perceptron)", lambda: bench_jiagu(texts)),

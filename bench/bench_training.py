@@ -80,16 +80,13 @@ def load_corpus(max_sentences: int | None = None, path: Path = MSRA_TRAIN) -> Co
     from albert_ner.data import read_conll
     from albert_ner.tag_schemes import LabelMap
     from albert_ner.tokenization import CharTokenizer, Vocab
-    from albert_ner.windows import split_into_windows
 
     if not path.exists():
         raise SystemExit(f"{path} is missing: run `python data/fetch_msra.py` first")
     sentences, _ = read_conll(path, repair=True)
     sentences = sentences[:max_sentences]
     vocab = Vocab.build([sentence.tokens for sentence in sentences])
-    windows = [window.sentence for sentence in sentences
-               for window in split_into_windows(sentence, MAX_SEQ_LENGTH - 2)]
-    examples = EncodedExamples(windows, CharTokenizer(vocab), LabelMap(ENTITY_TYPES, "bioes"))
+    examples = EncodedExamples(sentences, MAX_SEQ_LENGTH - 2, CharTokenizer(vocab), LabelMap(ENTITY_TYPES, "bioes"))
     return Corpus(examples, len(vocab), vocab.cls_id, vocab.sep_id, vocab.pad_id, len(sentences))
 
 
@@ -115,7 +112,7 @@ def sample_batches(corpus: Corpus, grouping: str, batch_size: int, warmup: int, 
     plan = batch_plan(examples.lengths, batch_size, SEED, 1, group_by_length=grouping != "random")
     batches = []
     for indices in quantile_batches(plan, examples.lengths, batch_size, warmup, steps):
-        token_ids, tag_ids, lengths = examples.batch(indices)
+        token_ids, tag_ids, lengths, _ = examples.batch(indices)
         width = MAX_SEQ_LENGTH - 2 if grouping == "padded-128" else token_ids.shape[1]
         width = min(MAX_SEQ_LENGTH - 2, -(-width // bucket) * bucket)
         extra = ((0, 0), (0, width - token_ids.shape[1]))
@@ -162,7 +159,8 @@ def ours_train_step(size: str, precision: str, corpus: Corpus, batch_size: int, 
         loss_scale = make_loss_scale(precision)
     step = TrainStep(model, optimizers, loss_scale, strategy, hp.clip_norm, precision,
                      jit_compile=True if xla else None)
-    return lambda token_ids, tag_ids, lengths: float(step(token_ids, tag_ids, lengths))
+    return lambda token_ids, tag_ids, lengths: float(step(token_ids, tag_ids, lengths,
+                                                          np.zeros((*token_ids.shape, 0), np.uint8)))
 
 
 def peer_train_step(sizes: dict[str, Any], precision: str, corpus: Corpus, threads: int,

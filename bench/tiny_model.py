@@ -11,6 +11,7 @@ from pathlib import Path
 import keras
 
 from albert_ner.data import read_conll
+from albert_ner.lexicon import Lexicon
 from albert_ner.modeling.albert import ALBERT_TINY
 from albert_ner.modeling.tagger import AlbertTagger
 from albert_ner.prediction import Predictor, build_model
@@ -28,15 +29,18 @@ def msra_texts(path: Path = MSRA_TEST) -> list[str]:
     return ["".join(sentence.tokens) for sentence in sentences]
 
 
-def random_tiny_model(model_dir: Path, texts: Sequence[str], seed: int = 1) -> Predictor:
-    """ALBERT_TINY (4 layers, hidden 312) + BiLSTM 128 + CRF over MSRA's types, max_seq_length 128."""
+def random_tiny_model(model_dir: Path, texts: Sequence[str], seed: int = 1, lexicon: Lexicon | None = None
+                      ) -> Predictor:
+    """ALBERT_TINY (4 layers, hidden 312) + BiLSTM 128 + CRF over MSRA's types, max_seq_length 128, with
+    ``lexicon``'s features when given."""
     keras.utils.set_random_seed(seed)
     vocab = Vocab.build([list(text) for text in texts])
     label_map = LabelMap(["LOC", "ORG", "PER"], "bioes")
     config = dataclasses.replace(ALBERT_TINY, vocab_size=len(vocab))
     model = AlbertTagger(config, len(label_map), cls_id=vocab.cls_id, sep_id=vocab.sep_id, pad_id=vocab.pad_id,
-                         lstm_units=128, allowed=label_map.allowed_transitions())
+                         lstm_units=128, lexicon_size=0 if lexicon is None else lexicon.feature_size,
+                         allowed=label_map.allowed_transitions())
     build_model(model, vocab.pad_id)
-    predictor = Predictor(model, CharTokenizer(vocab), label_map, max_seq_length=128)
+    predictor = Predictor(model, CharTokenizer(vocab), label_map, max_seq_length=128, lexicon=lexicon)
     predictor.save(model_dir)
     return predictor

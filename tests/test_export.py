@@ -1,7 +1,9 @@
 """The exported SavedModel, loaded by a python that never imports albert_ner, equals the Python Predictor.
 
 The model has random weights (fast to build, and it emits entities of every type, near ties included) and
-a 32-token window, so that sample sentences and the hand-made texts below span several windows.
+a 32-token window, so that sample sentences and the hand-made texts below span several windows. Every test
+runs twice: on a model without a lexicon, and on one with a dictionary whose words cross window cuts, are
+longer than a window, overlap and carry several types, matched in the graph by hash-table lookups.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ import numpy as np
 import pytest
 
 from albert_ner.export import export_saved_model
+from albert_ner.lexicon import Lexicon
 from albert_ner.modeling.albert import AlbertConfig
 from albert_ner.modeling.tagger import AlbertTagger
 from albert_ner.prediction import Predictor, build_model
@@ -80,19 +83,38 @@ def sample_texts() -> list[str]:
             for block in blocks if block.strip()]
 
 
-@pytest.fixture(scope="module")
-def exported(tmp_path_factory: pytest.TempPathFactory) -> tuple[Predictor, Path]:
+def lexicon_of(texts: list[str]) -> Lexicon:
+    """Substrings of the texts as words, typed at random, plus words longer than the 30-character window."""
+    rng = np.random.default_rng(5)
+    words: dict[str, set[str]] = {}
+    for text in texts:
+        for _ in range(3):
+            if len(text) < 2:
+                continue
+            start = int(rng.integers(0, len(text) - 1))
+            word = text[start:start + int(rng.integers(1, 7))]
+            words.setdefault(word, set()).update(rng.choice(["nr", "ns", "PER", "产品"], int(rng.integers(0, 3)),
+                                                            replace=False).tolist())
+    for long_word in ("张三在北京工作，" * 5, "李四" * 20, "a" * 31):
+        words[long_word] = {"长词"}
+    return Lexicon.from_words({word: frozenset(types) for word, types in words.items()}, ["test words"])
+
+
+@pytest.fixture(scope="module", params=["no lexicon", "lexicon"])
+def exported(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> tuple[Predictor, Path]:
     keras.utils.set_random_seed(3)
     texts = sample_texts()
+    lexicon = lexicon_of(texts + EDGE_CASES) if request.param == "lexicon" else None
     # Leave some characters out of the vocabulary, so that [UNK] is exercised too.
     vocab = Vocab.build([list(text) for text in texts[:60]] + [list("abcxyz。，ecolecafenaiveolcu")])
     label_map = LabelMap(["LOC", "ORG", "PER", "产品"], "bioes")
     config = AlbertConfig(vocab_size=len(vocab), embedding_size=32, hidden_size=64, num_hidden_layers=1,
                           num_attention_heads=4, intermediate_size=128, family="brightmart")
     model = AlbertTagger(config, len(label_map), cls_id=vocab.cls_id, sep_id=vocab.sep_id, pad_id=vocab.pad_id,
-                         lstm_units=16, allowed=label_map.allowed_transitions())
+                         lstm_units=16, lexicon_size=0 if lexicon is None else lexicon.feature_size,
+                         allowed=label_map.allowed_transitions())
     build_model(model, vocab.pad_id)
-    predictor = Predictor(model, CharTokenizer(vocab), label_map, max_seq_length=32)
+    predictor = Predictor(model, CharTokenizer(vocab), label_map, max_seq_length=32, lexicon=lexicon)
     model_dir = tmp_path_factory.mktemp("exported") / "model"
     predictor.save(model_dir)
     path = export_saved_model(predictor, model_dir)

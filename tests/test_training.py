@@ -45,10 +45,10 @@ def test_encoded_examples_store_ids_once_and_pad_batches() -> None:
                  Sentence(tuple("好"), ())]
     vocab = Vocab.build([sentence.tokens for sentence in sentences])
     label_map = LabelMap(["LOC", "PER"], scheme="bioes")
-    examples = EncodedExamples(sentences, CharTokenizer(vocab), label_map)
+    examples = EncodedExamples(sentences, 126, CharTokenizer(vocab), label_map)
     assert examples.token_ids.shape == (6,) and len(examples) == 2
-    token_ids, tag_ids, lengths = examples.batch(np.array([1, 0]))
-    assert lengths.tolist() == [1, 5] and token_ids.shape == (2, 5)
+    token_ids, tag_ids, lengths, lexicon = examples.batch(np.array([1, 0]))
+    assert lengths.tolist() == [1, 5] and token_ids.shape == (2, 5) and lexicon.shape == (2, 5, 0)
     assert token_ids[0, 1:].tolist() == [vocab.pad_id] * 4
     assert [label_map.tag(t) for t in tag_ids[1]] == ["B-PER", "E-PER", "O", "B-LOC", "E-LOC"]
     assert token_ids[1].tolist() == [vocab.id(char) for char in "张伟在北京"]
@@ -97,7 +97,7 @@ def test_evaluation_sees_the_moving_average_and_training_goes_on_from_the_traine
     average = None
     for _ in range(6):
         step(rng.integers(5, 30, (4, 6)).astype(np.int32), rng.choice(tag_choices, (4, 6)).astype(np.int32),
-             np.full(4, 6, np.int32))
+             np.full(4, 6, np.int32), np.zeros((4, 6, 0), np.uint8))
         trained = [variable.numpy() for variable in variables]
         # Keras' rule: the first step copies the weights, each later one moves the average towards them.
         momentum = 0.0 if average is None else ema_momentum or 0.0
@@ -121,7 +121,7 @@ def test_every_epoch_takes_its_own_batch_plan_from_any_start() -> None:
 
     sentences = [Sentence(tuple("张伟在北京工作"[: 2 + index % 5]), ()) for index in range(40)]
     vocab = Vocab.build([sentence.tokens for sentence in sentences])
-    examples = EncodedExamples(sentences, CharTokenizer(vocab), LabelMap(["PER"], scheme="bio"))
+    examples = EncodedExamples(sentences, 126, CharTokenizer(vocab), LabelMap(["PER"], scheme="bio"))
     fresh = training_batches(examples, 8, seed=3, group_by_length=True, token_dropout=0.2, unk_id=vocab.unk_id,
                              epoch=1, next_batch=0)
     for epoch in (1, 2, 3):

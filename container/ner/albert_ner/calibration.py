@@ -116,7 +116,8 @@ def at_temperature(predictor: Predictor, temperature: float) -> Predictor:
     from albert_ner.prediction import Predictor
 
     return Predictor(predictor.model, predictor.tokenizer, predictor.label_map, predictor.max_seq_length,
-                     predictor.batch_size, pretrained=predictor.pretrained, temperature=temperature)
+                     predictor.batch_size, pretrained=predictor.pretrained, temperature=temperature,
+                     lexicon=predictor.lexicon)
 
 
 def fit_temperature(predictor: Predictor, validation: Sequence[Sentence],

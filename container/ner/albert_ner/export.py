@@ -13,6 +13,8 @@ same rules, so the two give the same answer:
 - texts longer than the window are cut as :func:`albert_ner.windows.split_into_windows` cuts a sentence
   without entities (the latest boundary within the window right after 。！？；，.!?;, else at the window
   length), tagged window by window and put back together;
+- a model with a lexicon matches its dictionary on the whole text with hash-table lookups of every
+  substring up to the longest word (:mod:`albert_ner.lexicon_lookup`), as the Predictor matches it;
 - the tagger adds ``[CLS]``/``[SEP]`` itself and decodes with its CRF (Viterbi) or softmax;
 - spans are read from the tags as ``tags_to_entities(..., repair=True)`` reads them;
 - each entity's score and the text's are computed from the same per-character log-probabilities, by the
@@ -46,6 +48,7 @@ import numpy as np
 import tensorflow as tf
 
 from albert_ner.files import replacing
+from albert_ner.lexicon_lookup import LexiconLookup
 from albert_ner.prediction import Predictor, tag_with_probabilities
 from albert_ner.tag_schemes import parse_tag
 from albert_ner.windows import SENTENCE_PUNCTUATION
@@ -81,7 +84,9 @@ class TextTagger(tf.Module):
         self.model_variables = list(model.variables)
         label_map = predictor.label_map
         temperature = predictor.temperature
-        self._tag_windows = lambda ids, lengths: tag_with_probabilities(model, label_map, ids, lengths, temperature)
+        self._tag_windows = lambda ids, lengths, lexicon: tag_with_probabilities(model, label_map, ids, lengths,
+                                                                                  lexicon, temperature)
+        self.lexicon = None if predictor.lexicon is None else LexiconLookup(predictor.lexicon)
         self.window = predictor.window
         self.pad_id = predictor.tokenizer.vocab.pad_id
         self.code_point_ids = tf.Variable(code_point_ids(predictor), trainable=False, name="code_point_ids")
@@ -112,10 +117,15 @@ class TextTagger(tf.Module):
         gather_at = tf.stack([tf.broadcast_to(window_texts[:, None], tf.shape(offsets)),
                               tf.where(in_window, offsets, 0)], axis=-1)
         window_ids = tf.where(in_window, tf.gather_nd(dense_ids, gather_at), self.pad_id)
+        if self.lexicon is not None:
+            features = tf.gather_nd(self.lexicon(code_points), gather_at)
+            window_lexicon = features * tf.cast(in_window, tf.uint8)[..., None]
+        else:
+            window_lexicon = tf.zeros(tf.concat([tf.shape(window_ids), [0]], axis=0), tf.uint8)
         nothing = tf.zeros(tf.shape(window_ids), tf.float32)
         window_outputs = tf.cond(
             longest > 0,
-            lambda: self._tag_windows(window_ids, window_lengths),
+            lambda: self._tag_windows(window_ids, window_lengths, window_lexicon),
             lambda: (tf.zeros_like(window_ids), nothing, nothing, nothing),
         )
         scatter_at = tf.boolean_mask(gather_at, in_window)

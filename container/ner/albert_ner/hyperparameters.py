@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from albert_ner.errors import HyperparameterError
+from albert_ner.lexicon import LEXICON_CHOICES
 from albert_ner.modeling.albert import ENCODER_SIZES
 from albert_ner.readers.spans import OVERLAP_POLICIES
 
@@ -63,6 +64,9 @@ class Hyperparameters:
     token_dropout: float = _hp(0.0, "Share of training characters replaced by [UNK] at each step, so that the "
                                "model learns to tag from context: names in new text are often characters "
                                "it never saw in that role.", minimum=0.0, maximum=0.5)
+    lexicon: str | None = _hp(None, "Dictionaries whose words the model sees as features: off, general (jieba's "
+                              "349k-word dict.txt), channel (the files of the `lexicon` channel) or both (null: "
+                              "both with a `lexicon` channel, else general).", choices=LEXICON_CHOICES)
     tag_scheme: str = _hp("bioes", "Tag scheme the model predicts in.", choices=("bio", "bioes"))
     # Data
     input_tag_scheme: str | None = _hp(None, "Force the tag scheme of CoNLL input files (null: detect).",

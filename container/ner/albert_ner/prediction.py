@@ -2,7 +2,8 @@
 
 The same object evaluates during training (on the model in memory), backs ``albert-ner predict``, and is
 what ``/opt/ml/model`` holds. Sentences longer than the model's window are cut into windows and their
-tags put back together, so every input character gets exactly one tag and nothing is truncated.
+tags put back together, so every input character gets exactly one tag and nothing is truncated. A model
+with a lexicon gets each sentence's dictionary matches, found on the whole sentence before the cut.
 """
 
 from __future__ import annotations
@@ -15,10 +16,11 @@ from pathlib import Path
 import numpy as np
 import tensorflow as tf
 
-from albert_ner.batching import pad_batch
+from albert_ner.batching import pad_batch, pad_features, window_features
 from albert_ner.confidence import ScoredPrediction, TagLogProbabilities
 from albert_ner.data import Sentence
 from albert_ner.files import replacing, write_text_atomically
+from albert_ner.lexicon import LEXICON_FILE, Lexicon, read_lexicon
 from albert_ner.modeling.tagger import AlbertTagger
 from albert_ner.tag_schemes import Entity, LabelMap, tags_to_entities
 from albert_ner.tokenization import CharTokenizer, Vocab
@@ -37,9 +39,14 @@ class Predictor:
 
     def __init__(self, model: AlbertTagger, tokenizer: CharTokenizer, label_map: LabelMap,
                  max_seq_length: int, batch_size: int = 128, pretrained: dict | None = None,
-                 temperature: float = 1.0):
+                 temperature: float = 1.0, lexicon: Lexicon | None = None):
         if not temperature > 0:
             raise ValueError(f"temperature must be positive, got {temperature}")
+        lexicon_size = 0 if lexicon is None else lexicon.feature_size
+        if lexicon_size != model.lexicon_size:
+            raise ValueError(f"the model takes {model.lexicon_size} lexicon features per character, the lexicon "
+                             f"gives {lexicon_size}")
+        self.lexicon = lexicon
         self.model = model
         self.pretrained = pretrained  # provenance of the pretrained encoder, kept in model_config.json
         self.temperature = float(temperature)
@@ -47,13 +54,15 @@ class Predictor:
         self.label_map = label_map
         self.max_seq_length = max_seq_length
         self.batch_size = batch_size
-        signature = [tf.TensorSpec([None, None], tf.int32), tf.TensorSpec([None], tf.int32)]
+        signature = [tf.TensorSpec([None, None], tf.int32), tf.TensorSpec([None], tf.int32),
+                     tf.TensorSpec([None, None, lexicon_size], tf.uint8)]
         self._decode = tf.function(
-            lambda ids, lengths: model.decode(model(ids, lengths, training=False), lengths),
+            lambda ids, lengths, lexicon: model.decode(model(ids, lengths, lexicon, training=False), lengths),
             input_signature=signature,
         )
         self._decode_with_probabilities = tf.function(
-            lambda ids, lengths: tag_with_probabilities(model, label_map, ids, lengths, self.temperature),
+            lambda ids, lengths, lexicon: tag_with_probabilities(model, label_map, ids, lengths, lexicon,
+                                                                 self.temperature),
             input_signature=signature)
 
     @property
@@ -89,7 +98,13 @@ class Predictor:
         windows_per_sentence = [split_into_windows(Sentence(tokens=tuple(tokens), entities=()), self.window)
                                 for tokens in token_sequences]
         flat = [window.sentence.tokens for windows in windows_per_sentence for window in windows]
-        flat_tags, flat_probabilities = self._tag_windows(flat, with_probabilities)
+        flat_features = [np.zeros((len(tokens), 0), np.uint8) for tokens in flat]
+        if self.lexicon is not None:
+            flat_features = []
+            for tokens, windows in zip(token_sequences, windows_per_sentence, strict=True):
+                features = self.lexicon.matcher.features(tokens)
+                flat_features.extend(window_features(features, window.offset, window.sentence) for window in windows)
+        flat_tags, flat_probabilities = self._tag_windows(flat, flat_features, with_probabilities)
         results: list[tuple[list[str], TagLogProbabilities | None]] = []
         position = 0
         for windows in windows_per_sentence:
@@ -105,8 +120,8 @@ class Predictor:
             position += len(windows)
         return results
 
-    def _tag_windows(self, windows: Sequence[Sequence[str]], with_probabilities: bool
-                     ) -> tuple[list[list[str]], list[TagLogProbabilities]]:
+    def _tag_windows(self, windows: Sequence[Sequence[str]], features: Sequence[np.ndarray],
+                     with_probabilities: bool) -> tuple[list[list[str]], list[TagLogProbabilities]]:
         encoded = [self.tokenizer.encode(tokens) for tokens in windows]
         order = np.argsort([len(ids) for ids in encoded], kind="stable")
         tags: list[list[str]] = [[] for _ in windows]
@@ -117,10 +132,12 @@ class Predictor:
             ids, lengths = pad_batch([encoded[index] for index in batch], self.tokenizer.vocab.pad_id)
             if not ids.shape[1]:
                 continue  # only empty windows: no tags, nothing to score
+            lexicon = pad_features([features[index] for index in batch], self.model.lexicon_size)
             if with_probabilities:
-                predicted, *arrays = (values.numpy() for values in self._decode_with_probabilities(ids, lengths))
+                predicted, *arrays = (values.numpy()
+                                      for values in self._decode_with_probabilities(ids, lengths, lexicon))
             else:
-                predicted, arrays = self._decode(ids, lengths).numpy(), []
+                predicted, arrays = self._decode(ids, lengths, lexicon).numpy(), []
             for row, index in enumerate(batch):
                 length = lengths[row]
                 tags[index] = [self.label_map.tag(tag_id) for tag_id in predicted[row, :length]]
@@ -133,8 +150,13 @@ class Predictor:
         model_dir.mkdir(parents=True, exist_ok=True)
         with replacing(model_dir / WEIGHTS_FILE) as partial:
             self.model.save_weights(partial)
+        lexicon = None
+        if self.lexicon is not None:
+            self.lexicon.save(model_dir / LEXICON_FILE)
+            lexicon = {"file": LEXICON_FILE, "channels": list(self.lexicon.channels),
+                       "sources": list(self.lexicon.sources), "words": len(self.lexicon.words)}
         config = {"tagger": self.model.get_config(), "max_seq_length": self.max_seq_length,
-                  "lower_case": self.tokenizer.lower_case, "pretrained": self.pretrained}
+                  "lower_case": self.tokenizer.lower_case, "pretrained": self.pretrained, "lexicon": lexicon}
         write_text_atomically(model_dir / CONFIG_FILE, json.dumps(config, ensure_ascii=False) + "\n")
         write_text_atomically(model_dir / LABEL_MAP_FILE,
                               json.dumps(self.label_map.to_dict(), ensure_ascii=False, indent=2) + "\n")
@@ -156,23 +178,31 @@ class Predictor:
         temperature = 1.0
         if calibration_path.exists():
             temperature = float(json.loads(calibration_path.read_text(encoding="utf-8"))["temperature"])
+        lexicon = None
+        if config.get("lexicon"):
+            lexicon = read_lexicon([model_dir / config["lexicon"]["file"]], config["lexicon"]["sources"])
+            if list(lexicon.channels) != config["lexicon"]["channels"]:
+                raise ValueError(f"{model_dir / config['lexicon']['file']} does not give the channels "
+                                 f"{CONFIG_FILE} names: the model directory is inconsistent")
         return cls(model, tokenizer, label_map, config["max_seq_length"], batch_size, config.get("pretrained"),
-                   temperature)
+                   temperature, lexicon)
 
 
 def build_model(model: AlbertTagger, pad_id: int) -> None:
     """Create the model's variables by running it once on a one-character batch."""
-    model(tf.fill([1, 1], pad_id), tf.ones([1], tf.int32), training=False)
+    model(tf.fill([1, 1], pad_id), tf.ones([1], tf.int32), tf.zeros([1, 1, model.lexicon_size], tf.uint8),
+          training=False)
 
 
 def tag_with_probabilities(model: AlbertTagger, label_map: LabelMap, ids: tf.Tensor, lengths: tf.Tensor,
-                           temperature: float = 1.0) -> tuple[tf.Tensor, tf.Tensor, tf.Tensor, tf.Tensor]:
+                           lexicon: tf.Tensor, temperature: float = 1.0
+                           ) -> tuple[tf.Tensor, tf.Tensor, tf.Tensor, tf.Tensor]:
     """Best tags ``[B, T]`` and their (marginal, conditional, closing) log-probabilities ``[B, T]`` each,
     at the calibration ``temperature``.
 
     Shared by the Predictor and the exported SavedModel, so both compute the same numbers.
     """
-    scores = model(ids, lengths, training=False)
+    scores = model(ids, lengths, lexicon, training=False)
     tags = model.decode(scores, lengths)
     return (tags, *model.path_probabilities(scores, lengths, tags, label_map.continuations(), temperature))
 

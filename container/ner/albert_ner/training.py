@@ -33,6 +33,7 @@ from albert_ner.environment import TrainingEnvironment
 from albert_ner.errors import DataError, HyperparameterError, TrainingStopped
 from albert_ner.evaluation import EvaluationReport, evaluate
 from albert_ner.hyperparameters import Hyperparameters
+from albert_ner.lexicon import Lexicon, choose_lexicon
 from albert_ner.modeling.albert import AlbertConfig, sized_config
 from albert_ner.modeling.tagger import AlbertTagger
 from albert_ner.optimization import TrainStep, make_loss_scale, make_optimizers, set_precision
@@ -45,7 +46,6 @@ from albert_ner.tokenization import CharTokenizer, Vocab
 from albert_ner.training_history import TrainingHistory
 from albert_ner.training_state import Progress, TrainingState, weights_fingerprint
 from albert_ner.validation import Validation
-from albert_ner.windows import split_into_windows
 
 log = logging.getLogger("albert_ner.training")
 
@@ -65,6 +65,7 @@ class PreparedData:
     provenance: dict | None  # where the pretrained encoder came from (model_config.json keeps it)
     encoder_description: str  # the same, or how the encoder was built from scratch, in words
     summaries: list[SplitSummary]
+    lexicon: Lexicon | None
 
 
 def prepare_data(hp: Hyperparameters, env: TrainingEnvironment) -> PreparedData:
@@ -120,11 +121,32 @@ def prepare_data(hp: Hyperparameters, env: TrainingEnvironment) -> PreparedData:
     summaries = [summarize_split(name, sentences, tokenizer, hp.max_seq_length - 2, repairs[name])
                  for name, sentences in (("training", train), ("validation", validation), ("test", test or []))
                  if sentences]
+    lexicon = _read_lexicon(hp, channels.get("lexicon"), train)
     data = PreparedData(train, validation, test, tokenizer, label_map, albert_config, pretrained, provenance,
-                        description, summaries)
+                        description, summaries, lexicon)
     log_summaries(summaries)
     log.info("labels (%s): %s", label_map.scheme, " ".join(label_map.tags))
     return data
+
+
+def _read_lexicon(hp: Hyperparameters, channel: Path | None, train: Sequence[Sentence]) -> Lexicon | None:
+    """The dictionaries ``lexicon`` asks for, with how much of the training data they cover, logged."""
+    lexicon = choose_lexicon(hp.lexicon, channel)
+    if lexicon is None:
+        log.info("lexicon: none")
+        return None
+    covered, characters = lexicon.matcher.coverage(sentence.tokens for sentence in train)
+    found: dict[str, list[int]] = {}
+    for sentence in train:
+        for entity in sentence.entities:
+            counts = found.setdefault(entity.type, [0, 0])
+            counts[0] += "".join(sentence.tokens[entity.start:entity.end]) in lexicon.words
+            counts[1] += 1
+    log.info("lexicon from %s: %s; words of two or more characters cover %d of %d training characters "
+             "(%.1f%%); training entities that are dictionary words: %s", "; ".join(lexicon.sources),
+             lexicon.describe(), covered, characters, 100 * covered / max(characters, 1),
+             ", ".join(f"{name} {hits}/{total}" for name, (hits, total) in sorted(found.items())) or "none")
+    return lexicon
 
 
 def _read(directory: Path, hp: Hyperparameters, channel: str) -> tuple[list[Sentence], ReadReport]:
@@ -181,10 +203,8 @@ def train(hp: Hyperparameters, env: TrainingEnvironment) -> TrainingResult:
     data = prepare_data(hp, env)
     history.lap("reading the data")
     vocab = data.tokenizer.vocab
-    windows = [window.sentence for sentence in data.train
-               for window in split_into_windows(sentence, hp.max_seq_length - 2)]
-    examples = EncodedExamples(windows, data.tokenizer, data.label_map)
-    del windows
+    examples = EncodedExamples(data.train, hp.max_seq_length - 2, data.tokenizer, data.label_map,
+                               None if data.lexicon is None else data.lexicon.matcher)
     steps_per_epoch = math.ceil(len(examples) / hp.batch_size)
     total_steps = min(hp.max_steps or steps_per_epoch * hp.epochs, steps_per_epoch * hp.epochs)
     log.info("training on %d windows: %d steps per epoch, %d steps in all", len(examples), steps_per_epoch,
@@ -194,7 +214,8 @@ def train(hp: Hyperparameters, env: TrainingEnvironment) -> TrainingResult:
     with strategy.scope():
         model = AlbertTagger(data.albert_config, len(data.label_map), cls_id=vocab.cls_id, sep_id=vocab.sep_id,
                              pad_id=vocab.pad_id, lstm_units=hp.lstm_units, dropout=hp.dropout,
-                             use_crf=hp.use_crf, allowed=data.label_map.allowed_transitions())
+                             use_crf=hp.use_crf, lexicon_size=examples.lexicon_size,
+                             allowed=data.label_map.allowed_transitions())
         build_model(model, vocab.pad_id)
         if data.pretrained is not None:
             load_pretrained(model.encoder, data.pretrained)
@@ -210,7 +231,7 @@ def train(hp: Hyperparameters, env: TrainingEnvironment) -> TrainingResult:
     train_step = TrainStep(model, optimizers, loss_scale, strategy, hp.clip_norm, precision)
 
     predictor = Predictor(model, data.tokenizer, data.label_map, hp.max_seq_length, hp.eval_batch_size,
-                          pretrained=data.provenance)
+                          pretrained=data.provenance, lexicon=data.lexicon)
     tensorboard = tf.summary.create_file_writer(str(env.output_dir / "tensorboard"))
     progress = state.restore() or Progress()
     if progress.step:
@@ -227,7 +248,7 @@ def train(hp: Hyperparameters, env: TrainingEnvironment) -> TrainingResult:
     batch = None if stop else next(batches)
     while batch is not None:
         step_started = time.perf_counter()
-        losses.append(train_step(batch.token_ids, batch.tag_ids, batch.lengths))
+        losses.append(train_step(batch.token_ids, batch.tag_ids, batch.lengths, batch.lexicon))
         progress.step, progress.next_batch = progress.step + 1, batch.index + 1
         stepped = time.perf_counter()
         stop = progress.step >= total_steps
@@ -336,7 +357,9 @@ def _write_report_page(env: TrainingEnvironment, hp: Hyperparameters, data: Prep
                        fingerprint: str, evaluated: list[EvaluatedSplit], history: TrainingHistory,
                        job: dict[str, str]) -> None:
     pretrained = data.pretrained is not None
+    lexicon = data.lexicon
     provenance = {"encoder": data.encoder_description,
+                  "lexicon": "none" if lexicon is None else f"{'; '.join(lexicon.sources)}: {lexicon.describe()}",
                   "peak learning rates": f"encoder {hp.encoder_learning_rate(pretrained):g}, "
                                          f"head {hp.head_learning_rate:g}",
                   "parameters": f"{model.count_params():,}", "devices": resources.describe_devices(),

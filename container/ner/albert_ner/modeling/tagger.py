@@ -1,7 +1,10 @@
-"""The NER task model: ALBERT -> dropout -> BiLSTM -> dense -> CRF (or softmax).
+"""The NER task model: ALBERT -> dropout -> (+ lexicon features) -> BiLSTM -> dense -> CRF (or softmax).
 
 Inputs are the ids of the sentence's own characters only; ``[CLS]`` and ``[SEP]`` are added inside the
 model and the outputs are cut back to one row per character, so callers never shift offsets by one.
+A model built with ``lexicon_size`` also takes each character's dictionary features
+(:mod:`albert_ner.lexicon`), concatenated to the encoder's output: the BiLSTM's input weights are their
+projection, so they cost no layer of their own.
 """
 
 from __future__ import annotations
@@ -21,14 +24,15 @@ class AlbertTagger(keras.Model):
     """Per-character tag scores for a batch of right-padded sentences.
 
     ``use_crf=False`` gives the softmax head of the reference TF 1.15 code, kept for comparison.
-    ``lstm_units=0`` drops the BiLSTM. The CRF's ``allowed`` masks come from
+    ``lstm_units=0`` drops the BiLSTM. ``lexicon_size`` is the length of a character's lexicon feature
+    vector (0: no lexicon). The CRF's ``allowed`` masks come from
     :meth:`albert_ner.tag_schemes.LabelMap.allowed_transitions`, so decoding can only emit sequences valid
     in the model's tag scheme.
     """
 
     def __init__(self, albert_config: AlbertConfig | dict[str, Any], num_tags: int, *,
                  cls_id: int, sep_id: int, pad_id: int, lstm_units: int = 128, dropout: float = 0.1,
-                 use_crf: bool = True,
+                 use_crf: bool = True, lexicon_size: int = 0,
                  allowed: Sequence[np.ndarray | list] | None = None, **kwargs: Any):
         super().__init__(**kwargs)
         if isinstance(albert_config, dict):
@@ -41,6 +45,7 @@ class AlbertTagger(keras.Model):
         self.lstm_units = lstm_units
         self.dropout_rate = dropout
         self.use_crf = use_crf
+        self.lexicon_size = lexicon_size
         self.allowed: AllowedTransitions | None = None
         if allowed is not None:
             start, transition, end = (np.asarray(mask, dtype=bool) for mask in allowed)
@@ -61,8 +66,10 @@ class AlbertTagger(keras.Model):
         self.projection = keras.layers.Dense(num_tags, dtype="float32", name="tag_projection")
         self.crf = CRF(num_tags, allowed=self.allowed, name="crf") if use_crf else None
 
-    def call(self, token_ids: tf.Tensor, lengths: tf.Tensor, training: bool = False) -> tf.Tensor:
-        """Tag scores ``[batch, time, num_tags]`` (float32) for ``token_ids [batch, time]``."""
+    def call(self, token_ids: tf.Tensor, lengths: tf.Tensor, lexicon: tf.Tensor | None = None,
+             training: bool = False) -> tf.Tensor:
+        """Tag scores ``[batch, time, num_tags]`` (float32) for ``token_ids [batch, time]`` and, when the
+        model has a lexicon, its features ``[batch, time, lexicon_size]`` (any numeric type; 0 or 1)."""
         token_ids = tf.cast(token_ids, tf.int32)
         lengths = tf.cast(lengths, tf.int32)
         batch, time = tf.shape(token_ids)[0], tf.shape(token_ids)[1]
@@ -74,6 +81,10 @@ class AlbertTagger(keras.Model):
         with_specials = tf.where(positions > sep_position, self.pad_id, with_specials)
         sequence = self.encoder(with_specials, positions <= sep_position, training=training)
         features = self.dropout(sequence[:, 1:time + 1], training=training)
+        if self.lexicon_size:
+            if lexicon is None:
+                raise ValueError(f"this model needs lexicon features [batch, time, {self.lexicon_size}]")
+            features = tf.concat([features, tf.cast(lexicon, features.dtype)], axis=-1)
         if self.bilstm is not None:
             char_mask = tf.sequence_mask(lengths, time)
             features = self.dropout(self.bilstm(features, mask=char_mask, training=training),
@@ -128,6 +139,7 @@ class AlbertTagger(keras.Model):
             "num_tags": self.num_tags,
             "cls_id": self.cls_id, "sep_id": self.sep_id, "pad_id": self.pad_id,
             "lstm_units": self.lstm_units, "dropout": self.dropout_rate, "use_crf": self.use_crf,
+            "lexicon_size": self.lexicon_size,
             "allowed": None if self.allowed is None else [mask.tolist() for mask in self.allowed],
             "name": self.name,
         }
