@@ -7,8 +7,9 @@ Measured in one run, on the MSRA test set (5,000 sentences; `python data/fetch_m
 
 - offline sentences/s: our Python Predictor, our SavedModel (in-graph tokenization, windowing and Viterbi),
   each without a lexicon and with jieba's 349k-word dictionary (the default job's, matched in Python and in
-  the graph respectively), a Hugging Face ``AlbertForTokenClassification`` of the same size (PyTorch, argmax head, when transformers
-  and torch are installed) and Jiagu's perceptron tagger (``pip install jiagu``; skipped when absent);
+  the graph respectively), a Hugging Face ``AlbertForTokenClassification`` of the same size (PyTorch,
+  argmax head, when transformers and torch are installed) and Jiagu's perceptron tagger (``pip install
+  jiagu``; skipped when absent);
 - ``POST /invocations`` (one ``{"text": ...}`` per request, the real `serve` process on loopback, serving the
   model with the dictionary): p50 and p99 latency and requests/s with 1 and with 8 concurrent clients.
 

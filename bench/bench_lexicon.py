@@ -10,7 +10,7 @@ peak memory of training and serving with it.
   process, so a noisy machine slows both alike; the median pass is reported;
 - prediction: the Python Predictor on the MSRA test set, without and with the dictionary (matching
   included), alternating in the same way;
-- peak memory: a fresh process per case, its peak RSS (``ru_maxrss``) after reading the dictionary,
+- peak memory: a fresh process per case, its peak RSS (``VmHWM``) after reading the dictionary,
   matching the MSRA training set and running training steps; and after loading a model directory with the
   dictionary and predicting 1,000 sentences (what `serve` holds per worker), and the same for the
   SavedModel loaded with plain TensorFlow.
@@ -21,15 +21,12 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import resource
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
-
-import numpy as np
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 REPO = Path(__file__).resolve().parents[1]
@@ -121,10 +118,6 @@ def bench_prediction(texts: list[str], passes: int) -> dict[str, float]:
     return {choice: len(texts) / statistics.median(times) for choice, times in timings.items()}
 
 
-def peak_mib() -> float:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-
-
 def memory_case(case: str, sentences: int | None, model_dir: str) -> None:
     """One fresh process's measurement; prints its peak RSS in MiB."""
     from tiny_model import msra_texts
@@ -146,7 +139,9 @@ def memory_case(case: str, sentences: int | None, model_dir: str) -> None:
         texts = msra_texts()[:1000]
         for start in range(0, len(texts), 64):
             serve(text=tf.constant(texts[start:start + 64]))
-    print(json.dumps({"peak_mib": peak_mib()}))
+    from albert_ner.resources import host_memory_mib
+
+    print(json.dumps({"peak_mib": host_memory_mib()[1]}))
 
 
 def measure_memory(case: str, sentences: int | None, model_dir: Path) -> float:

@@ -12,7 +12,7 @@ import tensorflow as tf
 from albert_ner.batching import EncodedExamples
 from albert_ner.data import Sentence
 from albert_ner.errors import DataError
-from albert_ner.lexicon import (ANY_WORD, POSITIONS, Lexicon, choose_lexicon, general_dictionary, read_lexicon)
+from albert_ner.lexicon import ANY_WORD, POSITIONS, Lexicon, choose_lexicon, general_dictionary, read_lexicon
 from albert_ner.lexicon_lookup import LexiconLookup
 from albert_ner.tag_schemes import LabelMap
 from albert_ner.tokenization import CharTokenizer, Vocab
@@ -148,7 +148,10 @@ def test_the_hyperparameter_and_the_channel_choose_the_dictionaries(tmp_path: Pa
     assert both is not None and {"北京", "小米手环"} <= set(both.words) and "ignored" not in both.words
     only_channel = choose_lexicon("channel", channel)
     assert only_channel is not None and set(only_channel.words) == {"小米手环"}
-    assert choose_lexicon("off", channel) is None
+    assert choose_lexicon("off", None) is None
+    for unused in ("off", "general"):
+        with pytest.raises(DataError, match=f"lexicon={unused!r} leaves unused"):
+            choose_lexicon(unused, channel)
     with pytest.raises(DataError, match="lexicon='channel' needs a `lexicon` channel"):
         choose_lexicon("channel", None)
     with pytest.raises(DataError, match="holds no files"):

@@ -67,8 +67,8 @@ def make_corpus() -> dict:
 
 
 def train(opt_ml: OptMl, corpus: dict, lexicon: str) -> None:
-    opt_ml.write_hyperparameters({**TINY_HYPERPARAMETERS, "epochs": "25", "early_stopping_patience": "0", "token_dropout": "0.2",
-                                 "lexicon": lexicon, "seed": "3"})
+    opt_ml.write_hyperparameters({**TINY_HYPERPARAMETERS, "epochs": "25", "early_stopping_patience": "0",
+                                  "token_dropout": "0.2", "lexicon": lexicon, "seed": "3"})
     opt_ml.add_channel("training", contents={"train.txt": corpus["training"]})
     opt_ml.add_channel("validation", contents={"validation.txt": corpus["validation"]})
     if lexicon != "off":

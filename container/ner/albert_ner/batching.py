@@ -42,10 +42,10 @@ class EncodedExamples:
         self.token_ids = np.empty(int(self.offsets[-1]), dtype=np.int32)
         self.tag_ids = np.empty(int(self.offsets[-1]), dtype=np.int32)
         tag_index = {tag: index for index, tag in enumerate(label_map.tags)}
-        for number, piece in enumerate(windows):
+        for number, window_sentence in enumerate(windows):
             start, end = self.offsets[number], self.offsets[number + 1]
-            self.token_ids[start:end] = tokenizer.encode(piece.tokens)
-            tags = entities_to_tags(len(piece.tokens), piece.entities, label_map.scheme)
+            self.token_ids[start:end] = tokenizer.encode(window_sentence.tokens)
+            tags = entities_to_tags(len(window_sentence.tokens), window_sentence.entities, label_map.scheme)
             self.tag_ids[start:end] = [tag_index[tag] for tag in tags]
         self.lexicon_size = 0 if matcher is None else matcher.feature_size
         self.lexicon = (np.concatenate(packed) if packed

@@ -139,10 +139,13 @@ def choose_lexicon(choice: str | None, channel: Path | None) -> Lexicon | None:
     """The lexicon the ``lexicon`` hyperparameter and the ``lexicon`` channel ask for.
 
     Unset, it is the general dictionary, plus the channel's files when the job has a ``lexicon`` channel:
-    a dictionary given is always used.
+    a dictionary given is always used, and a choice that would leave it unused is an error.
     """
     if choice is None:
         choice = "both" if channel is not None else "general"
+    if channel is not None and choice in ("off", "general"):
+        raise DataError(f"the job has a `lexicon` channel, which hyperparameter lexicon={choice!r} leaves unused: "
+                        f"set lexicon to channel or both, or remove the channel")
     if choice == "off":
         return None
     paths: list[Path] = []
@@ -154,10 +157,10 @@ def choose_lexicon(choice: str | None, channel: Path | None) -> Lexicon | None:
         if channel is None:
             raise DataError(f"hyperparameter lexicon={choice!r} needs a `lexicon` channel of dictionary files, "
                             f"and the job has none")
-        files = sorted(path for path in channel.rglob("*") if path.is_file()
-                       and not any(part.startswith(".") for part in path.relative_to(channel).parts))
-        if channel.is_file():
-            files = [channel]
+        files = [channel]  # a file, or a Pipe-mode channel's FIFO: one dictionary
+        if channel.is_dir():
+            files = sorted(path for path in channel.rglob("*") if path.is_file()
+                           and not any(part.startswith(".") for part in path.relative_to(channel).parts))
         if not files:
             raise DataError("the `lexicon` channel holds no files", channel)
         paths.extend(files)
@@ -166,45 +169,81 @@ def choose_lexicon(choice: str | None, channel: Path | None) -> Lexicon | None:
 
 
 class LexiconMatcher:
-    """Finds every dictionary word in a token sequence and turns the matches into feature vectors."""
+    """Finds every dictionary word in a token sequence and turns the matches into feature vectors.
+
+    One dictionary lookup per step of the scan: each key maps to the word's feature pattern (or -1 when it
+    is only a prefix of longer words) and whether longer words start with it. A pattern is the flat
+    feature cells a word of its length and channels sets, relative to its first character, so a sentence's
+    features are one vectorised scatter of all its matches.
+    """
 
     def __init__(self, lexicon: Lexicon):
         self.lexicon = lexicon
         self.feature_size = lexicon.feature_size
-        self._channels = lexicon.word_channels()
-        # Every proper prefix of a word: the scan from a start position stops at the first non-prefix.
-        self._prefixes = {word[:end] for word in lexicon.words for end in range(1, len(word))}
+        width = len(lexicon.channels)
+        patterns: dict[tuple[int, tuple[int, ...]], int] = {}
+        cells: list[list[int]] = []
+        self._table: dict[str, tuple[int, bool]] = {}
+        for word, channels in lexicon.word_channels().items():
+            key = (len(word), channels)
+            if key not in patterns:
+                patterns[key] = len(cells)
+                cells.append(self._cells(len(word), channels, width))
+            self._table[word] = (patterns[key], False)
+        for word in lexicon.words:
+            for end in range(1, len(word)):
+                pattern, _ = self._table.get(word[:end], (-1, True))
+                self._table[word[:end]] = (pattern, True)
+        self._cells_of = np.full((len(cells), max(map(len, cells), default=0)), -1, np.int64)
+        for number, pattern_cells in enumerate(cells):
+            self._cells_of[number, :len(pattern_cells)] = pattern_cells
+        self._patterns = {pattern: key for key, pattern in patterns.items()}
+
+    def _cells(self, length: int, channels: tuple[int, ...], width: int) -> list[int]:
+        """Flat cells ``row * feature_size + position * width + channel`` a word sets, from its first row."""
+        if length == 1:
+            placed = [(0, POSITIONS.index("S"))]
+        else:
+            placed = [(0, POSITIONS.index("B")), *((row, POSITIONS.index("M")) for row in range(1, length - 1)),
+                      (length - 1, POSITIONS.index("E"))]
+        return [row * self.feature_size + position * width + channel
+                for row, position in placed for channel in channels]
+
+    def _scan(self, tokens: Sequence[str]) -> tuple[list[int], list[int]]:
+        """Start positions and pattern numbers of every occurrence of a dictionary word."""
+        starts: list[int] = []
+        patterns: list[int] = []
+        table = self._table
+        for start in range(len(tokens)):
+            key = ""
+            for token in tokens[start:]:
+                key += token
+                entry = table.get(key)
+                if entry is None:
+                    break
+                if entry[0] >= 0:
+                    starts.append(start)
+                    patterns.append(entry[0])
+                if not entry[1]:
+                    break
+        return starts, patterns
 
     def matches(self, tokens: Sequence[str]) -> list[tuple[int, int, tuple[int, ...]]]:
         """``(start, end, channels)`` of every occurrence of a dictionary word, end exclusive."""
         found = []
-        for start in range(len(tokens)):
-            key = ""
-            for end in range(start + 1, len(tokens) + 1):
-                key += tokens[end - 1]
-                channels = self._channels.get(key)
-                if channels is not None:
-                    found.append((start, end, channels))
-                if key not in self._prefixes:
-                    break
+        for start, pattern in zip(*self._scan(tokens), strict=True):
+            length, channels = self._patterns[pattern]
+            found.append((start, start + length, channels))
         return found
 
     def features(self, tokens: Sequence[str]) -> np.ndarray:
         """``[len(tokens), feature_size]`` uint8: 1 where some word covering the character sets the slot."""
-        width = len(self.lexicon.channels)
-        rows: list[int] = []
-        columns: list[int] = []
-        for start, end, channels in self.matches(tokens):
-            if end - start == 1:
-                placed = [(start, 3)]
-            else:
-                placed = [(start, 0), *((inside, 1) for inside in range(start + 1, end - 1)), (end - 1, 2)]
-            for row, position in placed:
-                rows.extend([row] * len(channels))
-                columns.extend(position * width + channel for channel in channels)
-        features = np.zeros((len(tokens), self.feature_size), np.uint8)
-        features[rows, columns] = 1
-        return features
+        starts, patterns = self._scan(tokens)
+        features = np.zeros(len(tokens) * self.feature_size, np.uint8)
+        if starts:
+            cells = self._cells_of[patterns] + np.asarray(starts, np.int64)[:, None] * self.feature_size
+            features[cells[self._cells_of[patterns] >= 0]] = 1
+        return features.reshape(len(tokens), self.feature_size)
 
     def coverage(self, sentences: Iterable[Sequence[str]]) -> tuple[int, int]:
         """``(characters covered by a word of two or more characters, characters)``."""

@@ -43,9 +43,7 @@ class LexiconLookup(tf.Module):
         for length in range(1, self.longest_word + 1):
             # hits[b, s, c]: the word of `length` characters starting at s sets channel c.
             ids = self.table.lookup(tf.strings.ngrams(characters, length, separator=""))
-            hits = tf.ragged.map_flat_values(
-                lambda found: tf.gather(self.channel_sets, tf.maximum(found, 0)) * tf.cast(found >= 0, tf.int32)[:, None],
-                ids).to_tensor(default_value=0, shape=shape)
+            hits = tf.ragged.map_flat_values(self._channels_of, ids).to_tensor(default_value=0, shape=shape)
             if length == 1:
                 single += hits
                 continue
@@ -57,3 +55,7 @@ class LexiconLookup(tf.Module):
                 inside += running[:, :time] - tf.pad(running, [[0, 0], [length - 2, 0], [0, 0]])[:, :time]
         features = tf.stack([begin, inside, end, single], axis=2) > 0
         return tf.reshape(tf.cast(features, tf.uint8), [batch, time, len(POSITIONS) * self.width])
+
+    def _channels_of(self, found: tf.Tensor) -> tf.Tensor:
+        """``[n, channels]`` 0/1 rows for table results ``[n]`` (-1, not a word: all zero)."""
+        return tf.gather(self.channel_sets, tf.maximum(found, 0)) * tf.cast(found >= 0, tf.int32)[:, None]

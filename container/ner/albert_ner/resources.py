@@ -26,7 +26,11 @@ def describe_devices() -> str:
 
 
 def host_memory_mib() -> tuple[float, float]:
-    """(current RSS, peak RSS) of this process in MiB."""
+    """(current RSS, peak RSS) of this process in MiB.
+
+    The peak is Linux's ``VmHWM``, this program's own high-water mark: ``ru_maxrss`` survives ``exec``, so
+    a process started by a bigger one (a test, a benchmark, a notebook) would report its parent's peak.
+    """
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     current = peak
     try:
@@ -34,7 +38,8 @@ def host_memory_mib() -> tuple[float, float]:
             for line in status:
                 if line.startswith("VmRSS:"):
                     current = int(line.split()[1]) / 1024
-                    break
+                elif line.startswith("VmHWM:"):
+                    peak = int(line.split()[1]) / 1024
     except OSError:
         pass
     return current, peak
