@@ -111,7 +111,7 @@ def read_lexicon(paths: Sequence[PathLike], sources: Sequence[str] | None = None
 
 def _parse_line(line: str, path: PathLike, number: int) -> tuple[str, str | None]:
     """``(word, type or None)`` of one dictionary line, in jieba's user-dictionary format."""
-    fields = line.rstrip("\r").split("\t") if "\t" in line else line.split()
+    fields = line.split("\t") if "\t" in line else line.split()
     fields = [field.strip() for field in fields]
     if any(not field for field in fields) or len(fields) > 3:
         raise DataError(f"expected `word`, `word TYPE`, `word freq` or `word freq TYPE` separated by spaces or "
@@ -241,8 +241,9 @@ class LexiconMatcher:
         starts, patterns = self._scan(tokens)
         features = np.zeros(len(tokens) * self.feature_size, np.uint8)
         if starts:
-            cells = self._cells_of[patterns] + np.asarray(starts, np.int64)[:, None] * self.feature_size
-            features[cells[self._cells_of[patterns] >= 0]] = 1
+            pattern_cells = self._cells_of[patterns]
+            cells = pattern_cells + np.asarray(starts, np.int64)[:, None] * self.feature_size
+            features[cells[pattern_cells >= 0]] = 1
         return features.reshape(len(tokens), self.feature_size)
 
     def coverage(self, sentences: Iterable[Sequence[str]]) -> tuple[int, int]:

@@ -133,7 +133,7 @@ def _read_lexicon(hp: Hyperparameters, channel: Path | None, train: Sequence[Sen
     """The dictionaries ``lexicon`` asks for, with how much of the training data they cover, logged."""
     lexicon = choose_lexicon(hp.lexicon, channel)
     if lexicon is None:
-        log.info("lexicon: none")
+        log.info("lexicon: off")
         return None
     covered, characters = lexicon.matcher.coverage(sentence.tokens for sentence in train)
     found: dict[str, list[int]] = {}
