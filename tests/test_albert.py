@@ -21,9 +21,9 @@ import pytest
 import tensorflow as tf
 
 from albert_fixtures import config_json, encoder_tensors, google_groups, with_training_leftovers, write_tf1_checkpoint
-from albert_ner.checkpoints import load_albert_checkpoint
 from albert_ner.errors import CheckpointError
 from albert_ner.modeling.albert import ALBERT_TINY, AlbertConfig, AlbertEncoder
+from albert_ner.pretrained.checkpoint import load_albert_checkpoint
 
 TOLERANCE = 1e-4
 LENGTHS = (12, 7, 3)

@@ -15,9 +15,9 @@ from albert_fixtures import (
     write_pretrained_directory,
     write_tf1_checkpoint,
 )
-from albert_ner.checkpoints import find_pretrained, load_albert_checkpoint
 from albert_ner.errors import CheckpointError
 from albert_ner.modeling.albert import ALBERT_TINY, AlbertConfig, AlbertEncoder
+from albert_ner.pretrained.checkpoint import find_pretrained, load_albert_checkpoint
 
 
 def _encoder(family: str, **sizes) -> AlbertEncoder:
@@ -40,7 +40,7 @@ def test_loads_every_encoder_weight_and_skips_the_rest(tmp_path, caplog, family,
     tensors = encoder_tensors(family, values)
     prefix = write_tf1_checkpoint(tmp_path / "albert_model.ckpt", with_training_leftovers(tensors, values))
     encoder = AlbertEncoder(AlbertConfig.from_dict(values))
-    with caplog.at_level(logging.INFO, logger="albert_ner.checkpoints"):
+    with caplog.at_level(logging.INFO, logger="albert_ner.pretrained.checkpoint"):
         report = load_albert_checkpoint(encoder, prefix)
 
     assert report.family == family

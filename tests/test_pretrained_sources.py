@@ -18,11 +18,11 @@ from pathlib import Path
 import pytest
 
 from albert_fixtures import write_pretrained_directory
-from albert_ner.archives import extract_archive
-from albert_ner.checkpoints import find_pretrained, load_pretrained, read_pretrained_config
 from albert_ner.errors import CheckpointError, HyperparameterError
 from albert_ner.modeling.albert import AlbertEncoder
-from albert_ner.pretrained_sources import choose_pretrained, resolve_pretrained_model
+from albert_ner.pretrained.archives import extract_archive
+from albert_ner.pretrained.checkpoint import find_pretrained, load_pretrained, read_pretrained_config
+from albert_ner.pretrained.sources import choose_pretrained, resolve_pretrained_model
 from conftest import TINY_HYPERPARAMETERS, TRAIN, OptMl, sample_job
 
 

@@ -25,10 +25,10 @@ import torch
 import transformers
 
 from albert_fixtures import vocab_tokens
-from albert_ner.checkpoints import TRANSFORMERS, find_pretrained, load_pretrained, read_pretrained_config
 from albert_ner.errors import CheckpointError
 from albert_ner.modeling.albert import AlbertEncoder
-from albert_ner.transformers_checkpoints import load_transformers_checkpoint, read_transformers_config
+from albert_ner.pretrained.checkpoint import TRANSFORMERS, find_pretrained, load_pretrained, read_pretrained_config
+from albert_ner.pretrained.transformers_albert import load_transformers_checkpoint, read_transformers_config
 
 CONFIGS = {
     "tiny_gelu": dict(embedding_size=32, hidden_size=96, num_hidden_layers=4, num_attention_heads=12,

@@ -12,9 +12,9 @@ brightmart ``albert_zh`` and Google-format ALBERT differ in architecture, not on
   ``int(i / num_hidden_layers * num_hidden_groups)``, the expression (float arithmetic included) that
   Google's code used when it trained the checkpoints.
 
-Every kernel has the shape of its TF1 variable, so loading a checkpoint (``albert_ner.checkpoints``) is a
-plain assignment (PyTorch checkpoints, ``albert_ner.transformers_checkpoints``, are transposed on the way
-in). The numerics follow the code that trained the weights: ``hidden_act`` "gelu" is TF1's tanh approximation
+Every kernel has the shape of its TF1 variable, so loading a checkpoint (``albert_ner.pretrained``) is a
+plain assignment (PyTorch checkpoints, ``albert_ner.pretrained.transformers_albert``, are transposed on the
+way in). The numerics follow the code that trained the weights: ``hidden_act`` "gelu" is TF1's tanh approximation
 and LayerNorm epsilon is 1e-12 (not Keras's 1e-3): getting either wrong would still run, and only drift from
 what the pretrained weights expect.
 """
@@ -48,8 +48,8 @@ def _gelu_erf(x: tf.Tensor) -> tf.Tensor:
 
 
 # "gelu" means the tanh approximation in the TF1 codebases; Hugging Face calls the same function "gelu_new",
-# and its own "gelu" is the exact erf form, which is "gelu_erf" here (albert_ner.transformers_checkpoints maps
-# Hugging Face names onto these).
+# and its own "gelu" is the exact erf form, which is "gelu_erf" here (albert_ner.pretrained.transformers_albert
+# maps Hugging Face names onto these).
 _ACTIVATIONS = {"gelu": _gelu_tanh, "gelu_new": _gelu_tanh, "gelu_erf": _gelu_erf, "relu": tf.nn.relu,
                 "tanh": tf.tanh}
 
@@ -311,7 +311,7 @@ class AlbertEncoder(keras.layers.Layer):
     """ALBERT as a Keras layer: token ids and a padding mask in, one hidden vector per token out.
 
     Token-type ids are all 0 (a tagger feeds one segment). Build it from the config shipped with the
-    checkpoint, then call :func:`albert_ner.checkpoints.load_pretrained`.
+    checkpoint, then call :func:`albert_ner.pretrained.checkpoint.load_pretrained`.
     """
 
     def __init__(self, config: AlbertConfig, **kwargs: Any):

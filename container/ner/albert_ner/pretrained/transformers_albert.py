@@ -2,8 +2,8 @@
 
 This is the layout most Chinese ALBERTs are published in on the Hugging Face Hub (voidful, clue, uer,
 ckiplab). transformers' ``AlbertModel`` is the Google-format architecture, so it loads into the same encoder
-(``family="google"``) by one name table, walked by the loop in :mod:`albert_ner.checkpoints`. Two things
-differ from the TF1 families and are taken care of here:
+(``family="google"``) by one name table, walked by the loop in :mod:`albert_ner.pretrained.weights`. Two
+things differ from the TF1 families and are taken care of here:
 
 * PyTorch ``Linear`` weights are stored [out, in]; they are transposed into Keras kernels.
 * In transformers configs ``"gelu"`` is the exact erf GELU and ``"gelu_new"`` the tanh approximation, while
@@ -25,9 +25,9 @@ from typing import Any
 
 import numpy as np
 
-from albert_ner.checkpoints import LoadReport, Target, assign_weights, compare_shapes, layer_weights, listing
 from albert_ner.errors import CheckpointError
 from albert_ner.modeling.albert import LAYER_NORM_EPSILON, AlbertConfig, AlbertEncoder, read_config_json
+from albert_ner.pretrained.weights import LoadReport, Target, assign_weights, compare_shapes, layer_weights, listing
 
 logger = logging.getLogger(__name__)
 

@@ -27,9 +27,9 @@ import huggingface_hub
 from huggingface_hub import constants, errors
 from huggingface_hub.repocard import metadata_load
 
-from albert_ner.checkpoints import TRANSFORMERS_WEIGHTS
-from albert_ner.downloads import sha256_of
 from albert_ner.errors import CheckpointError
+from albert_ner.pretrained.checkpoint import TRANSFORMERS_WEIGHTS
+from albert_ner.pretrained.downloads import sha256_of
 
 log = logging.getLogger(__name__)
 

@@ -28,12 +28,12 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from albert_ner import hub
-from albert_ner.archives import extract_archive
-from albert_ner.checkpoints import TF1, find_pretrained
-from albert_ner.downloads import download, sha256_of
 from albert_ner.errors import CheckpointError, HyperparameterError
 from albert_ner.files import replacing
+from albert_ner.pretrained import hub
+from albert_ner.pretrained.archives import extract_archive
+from albert_ner.pretrained.checkpoint import TF1, find_pretrained
+from albert_ner.pretrained.downloads import download, sha256_of
 
 log = logging.getLogger(__name__)
 
