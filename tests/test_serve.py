@@ -331,7 +331,8 @@ def test_sigterm_finishes_the_request_in_flight_then_exits_0(server) -> None:
 
 # ----------------------------------------------------------------------------- in-process, no model
 from albert_ner.environment import ServingSettings  # noqa: E402
-from albert_ner.serving import DynamicBatcher, InferenceApp  # noqa: E402
+from albert_ner.serving.application import InferenceApp  # noqa: E402
+from albert_ner.serving.batcher import DynamicBatcher  # noqa: E402
 
 
 def fake_predict(texts: list[str]) -> list[list[dict]]:

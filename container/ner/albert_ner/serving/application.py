@@ -1,0 +1,170 @@
+"""The WSGI application of ``serve``: routes, limits and errors, with the model loaded in the background.
+
+Each worker loads the model in a background thread, so ``/ping`` answers at once: 503 while loading, 200
+once the model can answer, 500 if loading failed. The HTTP contract is in :mod:`albert_ner.serving`.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+import time
+from collections.abc import Callable
+from typing import Any
+
+from albert_ner.environment import ServingSettings
+from albert_ner.resources import MIB
+from albert_ner.serving.batcher import DynamicBatcher
+from albert_ner.serving.http_codec import (
+    JSON,
+    TEXT,
+    RequestError,
+    check_content_type,
+    media_type,
+    output_type,
+    parse_texts,
+    render,
+)
+
+log = logging.getLogger("albert_ner.serving")
+
+
+class InferenceApp:
+    """The WSGI application: routes, limits and errors; the model lives behind a :class:`DynamicBatcher`."""
+
+    def __init__(self, settings: ServingSettings, load: Callable[[], Callable[[list[str]], list[Any]]]):
+        self.settings = settings
+        self.batcher: DynamicBatcher | None = None
+        self.load_error: str | None = None
+        self._loader = threading.Thread(target=self._load, args=(load,), name="model-loader", daemon=True)
+        self._loader.start()
+
+    def _load(self, load: Callable[[], Callable[[list[str]], list[Any]]]) -> None:
+        started = time.monotonic()
+        try:
+            predict = load()
+        except BaseException as error:  # noqa: BLE001 - reported by /ping and /invocations
+            self.load_error = f"{type(error).__name__}: {error}"
+            log.exception("cannot load the model from %s", self.settings.model_dir)
+            return
+        self.batcher = DynamicBatcher(predict, self.settings.max_batch_size, self.settings.max_batch_delay)
+        log.info("model loaded from %s in %.1f s; serving", self.settings.model_dir, time.monotonic() - started)
+
+    def __call__(self, environ: dict, start_response: Callable) -> list[bytes]:
+        method, path = environ.get("REQUEST_METHOD", "GET"), environ.get("PATH_INFO", "")
+        try:
+            if path == "/ping":
+                self._require_method(method, "GET")
+                self._require_model()
+                return self._respond(start_response, 200, b"", "text/plain")
+            if path == "/execution-parameters":
+                self._require_method(method, "GET")
+                parameters = {"MaxConcurrentTransforms": self.settings.max_concurrent_transforms,
+                              "BatchStrategy": "MULTI_RECORD", "MaxPayloadInMB": self.settings.max_payload_mb}
+                return self._respond(start_response, 200, json.dumps(parameters).encode(), JSON)
+            if path == "/invocations":
+                self._require_method(method, "POST")
+                return self._invocations(environ, start_response)
+            raise RequestError(404, f"no such path {path!r}; this server answers /ping, /invocations and "
+                                    "/execution-parameters")
+        except RequestError as error:
+            return self._respond(start_response, error.status, json.dumps({"error": error.message}).encode(), JSON)
+        except Exception as error:  # noqa: BLE001 - one bad request must not take the worker down
+            log.exception("request %s %s failed", method, path)
+            body = json.dumps({"error": f"internal error: {type(error).__name__}: {error}"}).encode()
+            return self._respond(start_response, 500, body, JSON)
+
+    def _invocations(self, environ: dict, start_response: Callable) -> list[bytes]:
+        content_type = media_type(environ.get("CONTENT_TYPE")) or JSON
+        check_content_type(content_type)
+        kind = output_type(environ.get("HTTP_ACCEPT"), content_type)
+        body = self._read_body(environ)
+        try:
+            text = body.decode("utf-8")
+        except UnicodeDecodeError as error:
+            raise RequestError(400, f"the body is not UTF-8: byte 0x{body[error.start]:02x} at offset "
+                                    f"{error.start} is {error.reason}") from None
+        texts, single = parse_texts(text.removeprefix("\ufeff"), content_type)
+        batcher = self._require_model()
+        predictions = batcher.predict(texts)
+        return self._respond(start_response, 200, render(predictions, single, kind), kind)
+
+    def _read_body(self, environ: dict) -> bytes:
+        limit = self.settings.max_payload_bytes
+        too_large = RequestError(413, f"the body is larger than the {self.settings.max_payload_mb} MB limit"
+                                      + (" (SAGEMAKER_MAX_PAYLOAD_IN_MB)" if self.settings.batch_mode else ""))
+        length = environ.get("CONTENT_LENGTH") or ""
+        stream = environ["wsgi.input"]
+        if length.strip():
+            try:
+                size = int(length)
+            except ValueError:
+                raise RequestError(400, f"invalid Content-Length {length!r}") from None
+            if size > limit:
+                _discard(stream, size, 4 * limit)
+                raise too_large
+            return stream.read(size)
+        body = stream.read(limit + 1)
+        if len(body) > limit:
+            raise too_large
+        return body
+
+    def _require_model(self) -> DynamicBatcher:
+        if self.batcher is not None:
+            return self.batcher
+        if self.load_error is not None:
+            raise RequestError(500, f"the model failed to load from {self.settings.model_dir}: {self.load_error}")
+        raise RequestError(503, "the model is still loading")
+
+    @staticmethod
+    def _require_method(method: str, expected: str) -> None:
+        if method != expected and not (expected == "GET" and method == "HEAD"):
+            raise RequestError(405, f"method {method} not allowed here; use {expected}")
+
+    @staticmethod
+    def _respond(start_response: Callable, status: int, body: bytes, kind: str) -> list[bytes]:
+        reason = {200: "OK", 400: "Bad Request", 404: "Not Found", 405: "Method Not Allowed",
+                  406: "Not Acceptable", 413: "Payload Too Large", 415: "Unsupported Media Type",
+                  500: "Internal Server Error", 503: "Service Unavailable"}.get(status, "Error")
+        headers = [("Content-Type", kind if kind != TEXT else "text/plain; charset=utf-8"),
+                   ("Content-Length", str(len(body)))]
+        if status == 413:
+            headers.append(("Connection", "close"))  # the unread body must not be parsed as a request
+        start_response(f"{status} {reason}", headers)
+        return [body]
+
+
+def _discard(stream: Any, size: int, at_most: int) -> None:
+    """Read and drop an oversized body, so that the client, still sending, gets the 413 and not a reset
+    connection; beyond ``at_most`` bytes the connection is closed instead."""
+    remaining = min(size, at_most)
+    while remaining > 0:
+        chunk = stream.read(min(remaining, MIB))
+        if not chunk:
+            break
+        remaining -= len(chunk)
+
+
+def load_predictor(settings: ServingSettings) -> Callable[[list[str]], list[list[dict]]]:
+    """Load the model in ``settings.model_dir``; return a function from texts to entity records."""
+    import tensorflow as tf
+
+    tf.config.threading.set_intra_op_parallelism_threads(settings.intra_op_threads)
+    tf.config.threading.set_inter_op_parallelism_threads(2)
+    from albert_ner.prediction import Predictor, entity_records
+
+    predictor = Predictor.load(settings.model_dir)
+
+    def predict(texts: list[str]) -> list[list[dict]]:
+        token_lists = [list(text) for text in texts]
+        return [entity_records(tokens, prediction.entities, prediction.scores)
+                for tokens, prediction in zip(token_lists, predictor.predict(token_lists), strict=True)]
+
+    predict(["预热"])  # trace the model before /ping says it is ready
+    return predict
+
+
+def create_app(settings: ServingSettings | None = None) -> InferenceApp:
+    settings = settings or ServingSettings.from_environ()
+    return InferenceApp(settings, lambda: load_predictor(settings))

@@ -1,0 +1,129 @@
+"""The HTTP side of ``/invocations``: which bodies are read (``Content-Type``), how their texts are found,
+which answer a client gets (``Accept``), and how entities are rendered; client errors as :class:`RequestError`.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable
+from typing import Any
+
+from albert_ner.text_records import text_of
+
+JSON = "application/json"
+JSON_LINES = "application/jsonlines"
+TEXT = "text/plain"
+_JSON_LINES_ALIASES = {JSON_LINES, "application/x-jsonlines", "application/jsonl", "application/x-ndjson"}
+SUPPORTED_CONTENT_TYPES = (JSON, JSON_LINES, TEXT)
+SUPPORTED_ACCEPT = (JSON, JSON_LINES)
+
+
+class RequestError(Exception):
+    """A client error: HTTP status and a message for the response body."""
+
+    def __init__(self, status: int, message: str):
+        super().__init__(message)
+        self.status = status
+        self.message = message
+
+
+def media_type(header: str | None) -> str:
+    return (header or "").split(";", 1)[0].strip().lower()
+
+
+def check_content_type(content_type: str) -> None:
+    """415 for a body this server cannot read: checked before the body is, so nothing is read in vain."""
+    if content_type not in SUPPORTED_CONTENT_TYPES and content_type not in _JSON_LINES_ALIASES:
+        raise RequestError(415, f"unsupported Content-Type {content_type or '(none)'!r}; supported: "
+                                + ", ".join(SUPPORTED_CONTENT_TYPES))
+
+
+def parse_texts(body: str, content_type: str) -> tuple[list[str], bool]:
+    """The texts of a request body, and whether it asked for a single text (``{"text": ...}``)."""
+    check_content_type(content_type)
+    if content_type == JSON:
+        return _texts_of_json(body)
+    if content_type == TEXT:
+        return list(_lines(body)), False
+    return [_text_of_json_line(line, number) for number, line in enumerate(_lines(body), start=1)], False
+
+
+def _lines(body: str) -> list[str]:
+    lines = body.split("\n")
+    if len(lines) > 1 and lines[-1] == "":
+        lines.pop()  # the newline that ends the last line
+    return [line[:-1] if line.endswith("\r") else line for line in lines]
+
+
+def _load_json(text: str, where: str = "") -> Any:
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as error:
+        position = f"line {error.lineno} column {error.colno}" if not where else f"{where} column {error.colno}"
+        raise RequestError(400, f"malformed JSON at {position} (character {error.pos}): {error.msg}") from None
+
+
+def _texts_of_json(body: str) -> tuple[list[str], bool]:
+    value = _load_json(body)
+    if isinstance(value, dict) and "text" in value:
+        return [_text_of(value, "the request")], True
+    if isinstance(value, dict) and "instances" in value:
+        value = value["instances"]
+        if not isinstance(value, list):
+            raise RequestError(400, f'"instances" must be a JSON list, found {type(value).__name__}')
+    if not isinstance(value, list):
+        raise RequestError(400, 'expected {"text": "..."}, {"instances": [...]} or a JSON list of texts')
+    return [_text_of(item, f"instance {index}") for index, item in enumerate(value)], False
+
+
+def _text_of(value: Any, what: str) -> str:
+    try:
+        return text_of(value)
+    except ValueError as error:
+        raise RequestError(400, f"{what}: {error}") from None
+
+
+def _text_of_json_line(line: str, number: int) -> str:
+    if not line.strip():
+        return ""
+    return _text_of(_load_json(line, f"line {number}"), f"line {number}")
+
+
+def output_type(accept: str | None, content_type: str) -> str:
+    """The response media type the ``Accept`` header asks for; 406 if it allows none we write."""
+    default = JSON if content_type == JSON else JSON_LINES
+    if not accept or not accept.strip():
+        return default
+    for item in sorted(_accept_items(accept), key=lambda item: -item[1]):
+        kind = item[0]
+        if kind in ("*/*", "application/*"):
+            return default
+        if kind == JSON or kind in _JSON_LINES_ALIASES:
+            return kind
+    raise RequestError(406, f"cannot answer with Accept {accept!r}; supported: " + ", ".join(SUPPORTED_ACCEPT))
+
+
+def _accept_items(accept: str) -> Iterable[tuple[str, float]]:
+    for part in accept.split(","):
+        kind, *parameters = part.split(";")
+        quality = 1.0
+        for parameter in parameters:
+            name, _, value = parameter.strip().partition("=")
+            if name.strip() == "q":
+                try:
+                    quality = float(value)
+                except ValueError:
+                    quality = 0.0
+        if kind.strip() and quality > 0:
+            yield kind.strip().lower(), quality
+
+
+def render(predictions: list[list[dict]], single: bool, kind: str) -> bytes:
+    if kind != JSON:
+        return "".join(json.dumps({"entities": entities}, ensure_ascii=False) + "\n"
+                       for entities in predictions).encode("utf-8")
+    if single:
+        document: Any = {"entities": predictions[0]}
+    else:
+        document = {"predictions": [{"entities": entities} for entities in predictions]}
+    return json.dumps(document, ensure_ascii=False).encode("utf-8")
