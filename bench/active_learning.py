@@ -38,7 +38,8 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "container" / "ner"))
 
-from albert_ner.data import Sentence, read_conll  # noqa: E402
+from albert_ner.readers.conll import read_conll  # noqa: E402
+from albert_ner.sentences import Sentence  # noqa: E402
 
 MSRA = REPO / "data" / "msra"
 VALIDATION_SIZE = 500

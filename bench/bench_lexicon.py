@@ -43,20 +43,19 @@ def training_setup(lexicon_choice: str, sentences: int | None):
     import tensorflow as tf
 
     from albert_ner.batching import EncodedExamples
-    from albert_ner.data import read_conll
     from albert_ner.hyperparameters import Hyperparameters
     from albert_ner.lexicon import choose_lexicon
     from albert_ner.modeling.albert import sized_config
-    from albert_ner.modeling.tagger import AlbertTagger
-    from albert_ner.optimization import TrainStep, make_loss_scale, make_optimizers, set_precision
-    from albert_ner.prediction import build_model
+    from albert_ner.modeling.tagger import AlbertTagger, build_model
+    from albert_ner.optimization import OptimizerSettings, TrainStep, make_loss_scale, make_optimizers, set_precision
+    from albert_ner.readers.conll import read_conll
     from albert_ner.tag_schemes import LabelMap
     from albert_ner.tokenization import CharTokenizer, Vocab
 
     config = json.loads((REPO / "configs" / "msra-cpu.json").read_text(encoding="utf-8"))
     hp = Hyperparameters.from_strings({**config, "lexicon": lexicon_choice})
     keras.utils.set_random_seed(SEED)
-    precision = set_precision(hp)
+    precision = set_precision(hp.mixed_precision)
     train, _ = read_conll(MSRA_TRAIN, repair=True)
     train = train[:sentences]
     vocab = Vocab.build([sentence.tokens for sentence in train])
@@ -69,7 +68,7 @@ def training_setup(lexicon_choice: str, sentences: int | None):
                          dropout=hp.dropout, lexicon_size=examples.lexicon_size,
                          allowed=label_map.allowed_transitions())
     build_model(model, vocab.pad_id)
-    optimizers = make_optimizers(model, hp, total_steps=10_000, pretrained=False)
+    optimizers = make_optimizers(model, OptimizerSettings.of(hp, pretrained=False), total_steps=10_000)
     step = TrainStep(model, optimizers, make_loss_scale(precision), tf.distribute.get_strategy(), hp.clip_norm,
                      precision)
     return hp, examples, step

@@ -77,7 +77,7 @@ class Corpus:
 def load_corpus(max_sentences: int | None = None, path: Path = MSRA_TRAIN) -> Corpus:
     """Read MSRA training data, cut it into windows and encode it, as ``train()`` does from scratch."""
     from albert_ner.batching import EncodedExamples
-    from albert_ner.data import read_conll
+    from albert_ner.readers.conll import read_conll
     from albert_ner.tag_schemes import LabelMap
     from albert_ner.tokenization import CharTokenizer, Vocab
 
@@ -134,15 +134,14 @@ def ours_train_step(size: str, precision: str, corpus: Corpus, batch_size: int, 
     from albert_ner.cluster import choose_strategy
     from albert_ner.hyperparameters import Hyperparameters
     from albert_ner.modeling.albert import sized_config
-    from albert_ner.modeling.tagger import AlbertTagger
-    from albert_ner.optimization import TrainStep, make_loss_scale, make_optimizers, set_precision
-    from albert_ner.prediction import build_model
+    from albert_ner.modeling.tagger import AlbertTagger, build_model
+    from albert_ner.optimization import OptimizerSettings, TrainStep, make_loss_scale, make_optimizers, set_precision
     from albert_ner.tag_schemes import LabelMap
 
     hp = Hyperparameters(encoder_size=size, batch_size=batch_size, mixed_precision=precision,
                          max_seq_length=MAX_SEQ_LENGTH, seed=SEED)
     keras.utils.set_random_seed(hp.seed)
-    precision = set_precision(hp)
+    precision = set_precision(hp.mixed_precision)
     strategy = choose_strategy(["localhost"], "localhost", worker_port=7777)
     label_map = LabelMap(ENTITY_TYPES, "bioes")
     with strategy.scope():
@@ -155,7 +154,7 @@ def ours_train_step(size: str, precision: str, corpus: Corpus, batch_size: int, 
                 keras.layers.LSTM(hp.lstm_units, return_sequences=True, use_cudnn=False, dtype=dtype),
                 name="bilstm", dtype=dtype)
         build_model(model, corpus.pad_id)
-        optimizers = make_optimizers(model, hp, total_steps=10_000, pretrained=False)
+        optimizers = make_optimizers(model, OptimizerSettings.of(hp, pretrained=False), total_steps=10_000)
         loss_scale = make_loss_scale(precision)
     step = TrainStep(model, optimizers, loss_scale, strategy, hp.clip_norm, precision,
                      jit_compile=True if xla else None)

@@ -10,11 +10,11 @@ from pathlib import Path
 
 import keras
 
-from albert_ner.data import read_conll
 from albert_ner.lexicon import Lexicon
 from albert_ner.modeling.albert import ALBERT_TINY
-from albert_ner.modeling.tagger import AlbertTagger
-from albert_ner.prediction import Predictor, build_model
+from albert_ner.modeling.tagger import AlbertTagger, build_model
+from albert_ner.prediction import Predictor
+from albert_ner.readers.conll import read_conll
 from albert_ner.tag_schemes import LabelMap
 from albert_ner.tokenization import CharTokenizer, Vocab
 

@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from albert_ner.data import read_conll
 from albert_ner.errors import DataError
+from albert_ner.readers.conll import read_conll
 
 
 def write(path: Path, text: str) -> Path:

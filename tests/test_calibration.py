@@ -8,8 +8,7 @@ import pytest
 
 from albert_ner.calibration import entity_outcomes, reliability
 from albert_ner.confidence import ScoredPrediction
-from albert_ner.data import Sentence
-from albert_ner.tag_schemes import Entity
+from albert_ner.sentences import Entity, Sentence
 
 
 def test_bins_and_ece_by_hand() -> None:
@@ -46,9 +45,10 @@ def test_fitted_temperature_is_saved_with_the_model_and_applied_everywhere(tmp_p
 
     import tensorflow as tf
 
-    from albert_ner.calibration import main
+    from albert_ner.cli import main
     from albert_ner.export import export_saved_model
-    from albert_ner.prediction import CALIBRATION_FILE, Predictor
+    from albert_ner.model_directory import CALIBRATION_FILE
+    from albert_ner.prediction import Predictor
     from conftest import SAMPLE
     from test_prediction import random_predictor
 
@@ -56,7 +56,7 @@ def test_fitted_temperature_is_saved_with_the_model_and_applied_everywhere(tmp_p
     model_dir = tmp_path / "model"
     predictor.save(model_dir)
     export_saved_model(predictor, model_dir)
-    assert main([str(model_dir), str(SAMPLE / "validation.jsonl")]) == 0
+    assert main(["calibrate", str(model_dir), str(SAMPLE / "validation.jsonl")]) == 0
     report = json.loads((model_dir / CALIBRATION_FILE).read_text(encoding="utf-8"))
     assert 0.1 <= report["temperature"] <= 10 and report["temperature"] != 1.0
     assert report["validation_log_loss_after"] <= report["validation_log_loss_before"]

@@ -30,5 +30,5 @@ def test_bytes_that_are_not_utf8_name_the_line(tmp_path: Path, data: bytes, line
 def test_json_line_without_text_is_named(tmp_path: Path) -> None:
     path = tmp_path / "in.jsonl"
     path.write_text('{"text": "好"}\n{"sentence": "坏"}\n', encoding="utf-8")
-    with pytest.raises(DataError, match=rf"^{path}:2: expected a JSON string or an object"):
+    with pytest.raises(DataError, match=rf'^{path}:2: an object needs a "text" \(or "source"\) key'):
         list(read_texts(path))

@@ -4,7 +4,8 @@ import json
 import logging
 
 from albert_ner.cli import main
-from albert_ner.data import read_channel, read_conll, read_jsonl
+from albert_ner.data import read_channel, read_jsonl
+from albert_ner.readers.conll import read_conll
 from readers_helpers import content, write
 
 CLUENER = {"text": "李鹏在北京 开会", "label": {"PER": {"李鹏": [[0, 1]]}, "LOC": {"北京": [[3, 4]]}}}

@@ -3,9 +3,10 @@ import re
 
 import pytest
 
-from albert_ner.data import Sentence, read_channel, read_conll, read_data_file, read_jsonl
+from albert_ner.data import read_channel, read_data_file, read_jsonl
 from albert_ner.errors import DataError
-from albert_ner.tag_schemes import Entity
+from albert_ner.readers.conll import read_conll
+from albert_ner.sentences import Entity, Sentence
 
 
 def write(path, text, encoding="utf-8"):

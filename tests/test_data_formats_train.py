@@ -7,7 +7,7 @@ import os
 import re
 import threading
 
-from albert_ner.data import read_conll
+from albert_ner.readers.conll import read_conll
 from albert_ner.readers.recordio import frame
 from conftest import SAMPLE, TINY_HYPERPARAMETERS, OptMl
 from format_writers import (

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from albert_ner.data import Sentence
 from albert_ner.data_summary import summarize_split
-from albert_ner.tag_schemes import Entity as E
+from albert_ner.sentences import Entity as E
+from albert_ner.sentences import Sentence
 from albert_ner.tokenization import CharTokenizer, Vocab
 
 

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import pytest
 
-from albert_ner.data import Sentence
 from albert_ner.error_analysis import NO_ENTITY, OUTCOMES, analyse_errors
 from albert_ner.evaluation import evaluate
-from albert_ner.tag_schemes import Entity as E
+from albert_ner.sentences import Entity as E
+from albert_ner.sentences import Sentence
 
 
 def _sentence(text: str, *entities: E) -> Sentence:

@@ -6,9 +6,9 @@ import json
 
 import pytest
 
-from albert_ner.data import Sentence
 from albert_ner.evaluation import evaluate, write_report
-from albert_ner.tag_schemes import Entity as E
+from albert_ner.sentences import Entity as E
+from albert_ner.sentences import Sentence
 
 
 def _sentences(lengths: list[int], gold: list[list[E]]) -> list[Sentence]:

@@ -20,8 +20,8 @@ import pytest
 from albert_ner.export import export_saved_model
 from albert_ner.lexicon import Lexicon
 from albert_ner.modeling.albert import AlbertConfig
-from albert_ner.modeling.tagger import AlbertTagger
-from albert_ner.prediction import Predictor, build_model
+from albert_ner.modeling.tagger import AlbertTagger, build_model
+from albert_ner.prediction import Predictor
 from albert_ner.tag_schemes import LabelMap, tags_to_entities
 from albert_ner.tokenization import CharTokenizer, Vocab
 from conftest import SAMPLE
@@ -220,3 +220,16 @@ def test_export_replaces_an_earlier_export(exported) -> None:
     (path / "stale").write_text("x")
     assert export_saved_model(predictor, path.parent) == path
     assert not (path / "stale").exists()
+
+
+def test_albert_ner_export_writes_the_saved_model_of_a_model_directory(exported, tmp_path, capsys) -> None:
+    """``albert-ner export MODEL_DIR`` gives an older model directory (no ``1/``) the SavedModel."""
+    from albert_ner.cli import main
+
+    predictor, _ = exported
+    model_dir = tmp_path / "older model"
+    predictor.save(model_dir)
+    assert not (model_dir / "1").exists()
+    assert main(["export", str(model_dir)]) == 0
+    assert capsys.readouterr().out.strip() == str(model_dir / "1")
+    assert (model_dir / "1" / "saved_model.pb").is_file()

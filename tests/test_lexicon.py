@@ -10,10 +10,10 @@ import pytest
 import tensorflow as tf
 
 from albert_ner.batching import EncodedExamples
-from albert_ner.data import Sentence
 from albert_ner.errors import DataError
 from albert_ner.lexicon import ANY_WORD, POSITIONS, Lexicon, choose_lexicon, general_dictionary, read_lexicon
 from albert_ner.lexicon_lookup import LexiconLookup
+from albert_ner.sentences import Sentence
 from albert_ner.tag_schemes import LabelMap
 from albert_ner.tokenization import CharTokenizer, Vocab
 
@@ -168,9 +168,10 @@ def test_the_general_dictionary_is_jiebas() -> None:
 
 
 def test_a_saved_model_directory_keeps_the_dictionary(tmp_path: Path) -> None:
+    from albert_ner.model_directory import LEXICON_FILE
     from albert_ner.modeling.albert import AlbertConfig
-    from albert_ner.modeling.tagger import AlbertTagger
-    from albert_ner.prediction import LEXICON_FILE, Predictor, build_model
+    from albert_ner.modeling.tagger import AlbertTagger, build_model
+    from albert_ner.prediction import Predictor
 
     lexicon = Lexicon.from_words({"北京": frozenset({"ns"}), "New York": frozenset({"ns", "LOC"}),
                                   "好": frozenset()}, ["a test"])

@@ -16,8 +16,8 @@ import tensorflow as tf
 from albert_ner.cli import stream_predictions
 from albert_ner.confidence import ScoredPrediction
 from albert_ner.modeling.albert import AlbertConfig
-from albert_ner.modeling.tagger import AlbertTagger
-from albert_ner.prediction import Predictor, build_model
+from albert_ner.modeling.tagger import AlbertTagger, build_model
+from albert_ner.prediction import Predictor
 from albert_ner.tag_schemes import LabelMap, tags_to_entities
 from albert_ner.tokenization import CharTokenizer, Vocab
 

@@ -7,10 +7,10 @@ import threading
 
 import pytest
 
-from albert_ner.data import Sentence, read_channel
+from albert_ner.data import read_channel
 from albert_ner.errors import DataError
 from albert_ner.readers.recordio import MAGIC, frame, records
-from albert_ner.tag_schemes import Entity
+from albert_ner.sentences import Entity, Sentence
 from format_writers import ground_truth_line
 from readers_helpers import content
 

@@ -17,11 +17,11 @@ import html5lib
 import pytest
 from PIL import Image
 
-from albert_ner.data import Sentence
 from albert_ner.data_summary import SplitSummary
-from albert_ner.evaluation import evaluate
-from albert_ner.report_page import EvaluatedSplit, ReportPage, render_report_page
-from albert_ner.tag_schemes import Entity as E
+from albert_ner.evaluation import EvaluatedSplit, evaluate
+from albert_ner.report_page import ReportPage, render_report_page
+from albert_ner.sentences import Entity as E
+from albert_ner.sentences import Sentence
 from albert_ner.training_history import TrainingHistory
 from conftest import REPO, SAMPLE
 

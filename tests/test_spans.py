@@ -11,7 +11,7 @@ from albert_ner.readers.spans import (
     resolve_overlaps,
     utf16_to_code_points,
 )
-from albert_ner.tag_schemes import Entity
+from albert_ner.sentences import Entity
 
 
 def fail(message):

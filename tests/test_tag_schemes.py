@@ -6,10 +6,10 @@ import pytest
 from seqeval.metrics.sequence_labeling import get_entities
 
 from albert_ner.errors import DataError
+from albert_ner.sentences import Entity
 from albert_ner.tag_schemes import (
     SCHEME_PREFIXES,
     SCHEMES,
-    Entity,
     LabelMap,
     TagSequenceError,
     detect_scheme,

@@ -7,13 +7,19 @@ import pytest
 import tensorflow as tf
 
 from albert_ner.batching import EncodedExamples, batch_plan, drop_tokens
-from albert_ner.data import Sentence
 from albert_ner.hyperparameters import Hyperparameters
 from albert_ner.modeling.albert import AlbertConfig
-from albert_ner.modeling.tagger import AlbertTagger
-from albert_ner.optimization import TrainStep, WarmupLinearDecay, averaged_weights, make_loss_scale, make_optimizers
-from albert_ner.prediction import build_model
-from albert_ner.tag_schemes import Entity, LabelMap
+from albert_ner.modeling.tagger import AlbertTagger, build_model
+from albert_ner.optimization import (
+    OptimizerSettings,
+    TrainStep,
+    WarmupLinearDecay,
+    averaged_weights,
+    make_loss_scale,
+    make_optimizers,
+)
+from albert_ner.sentences import Entity, Sentence
+from albert_ner.tag_schemes import LabelMap
 from albert_ner.tokenization import CharTokenizer, Vocab
 
 
@@ -87,7 +93,7 @@ def test_evaluation_sees_the_moving_average_and_training_goes_on_from_the_traine
     build_model(model, pad_id=0)
     hp = Hyperparameters(ema_momentum=ema_momentum, learning_rate=1e-2, head_learning_rate=1e-2,
                          warmup_proportion=0.0)
-    optimizers = make_optimizers(model, hp, total_steps=100, pretrained=False)
+    optimizers = make_optimizers(model, OptimizerSettings.of(hp, pretrained=False), total_steps=100)
     step = TrainStep(model, optimizers, make_loss_scale("float32"), tf.distribute.get_strategy(),
                      clip_norm=1.0, precision="float32")
     variables = model.encoder.trainable_variables + model.head_variables

@@ -14,11 +14,12 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from albert_ner.data import Sentence, read_data_file
+from albert_ner.data import read_data_file
 from albert_ner.environment import TrainingEnvironment
 from albert_ner.errors import DataError
 from albert_ner.hyperparameters import Hyperparameters
 from albert_ner.prediction import Predictor
+from albert_ner.sentences import Sentence
 from albert_ner.tag_schemes import entities_to_tags
 from albert_ner.tokenization import normalize_token
 from albert_ner.training import prepare_data

@@ -5,8 +5,8 @@ import random
 
 import pytest
 
-from albert_ner.data import Sentence
-from albert_ner.tag_schemes import SCHEMES, Entity, entities_to_tags, tags_to_entities
+from albert_ner.sentences import Entity, Sentence
+from albert_ner.tag_schemes import SCHEMES, entities_to_tags, tags_to_entities
 from albert_ner.windows import SENTENCE_PUNCTUATION, Window, merge_window_tags, split_into_windows
 
 

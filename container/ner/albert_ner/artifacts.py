@@ -11,39 +11,48 @@ import logging
 import shutil
 import time
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
-from albert_ner.data import Sentence
-from albert_ner.evaluation import EvaluationReport, write_report
+from albert_ner.evaluation import EvaluatedSplit, write_report
 from albert_ner.export import export_saved_model
 from albert_ner.files import write_text_atomically
+from albert_ner.model_directory import TEST_REPORT, VALIDATION_REPORT
 from albert_ner.prediction import Predictor
-from albert_ner.tag_schemes import Entity
+from albert_ner.sentences import Entity, Sentence
 
 log = logging.getLogger("albert_ner.training")
 
 
-def write_artifacts(model_dir: Path, output_data_dir: Path, tensorboard_dir: Path, predictor: Predictor,
-                    validation: EvaluationReport, test: EvaluationReport | None,
-                    test_sentences: Sequence[Sentence] | None,
-                    test_predicted: Sequence[Sequence[Entity]] | None) -> None:
-    """The model directory (weights, config, vocabulary, SavedModel), the reports in both ``model/`` and
-    ``output/data``, the test predictions and a copy of the TensorBoard events."""
+@dataclass(frozen=True)
+class JobOutputs:
+    """Where a job's results go: the model directory, ``output/data``, and TensorBoard's events."""
+
+    model_dir: Path
+    output_data_dir: Path
+    tensorboard_dir: Path
+
+
+def write_artifacts(outputs: JobOutputs, predictor: Predictor, evaluated: Sequence[EvaluatedSplit]) -> None:
+    """The model directory (weights, config, vocabulary, SavedModel), each evaluated split's report in both
+    ``model/`` and ``output/data``, the test predictions and a copy of the TensorBoard events."""
     started = time.perf_counter()
-    predictor.save(model_dir)
+    predictor.save(outputs.model_dir)
     exporting = time.perf_counter()
-    export_saved_model(predictor, model_dir)
+    export_saved_model(predictor, outputs.model_dir)
     done = time.perf_counter()
-    log.info("model written to %s in %.1f s (SavedModel export %.1f s)", model_dir, done - started,
+    log.info("model written to %s in %.1f s (SavedModel export %.1f s)", outputs.model_dir, done - started,
              done - exporting)
-    for directory in (model_dir, output_data_dir):
-        write_report(validation, directory, "validation_report")
-        if test is not None:
-            write_report(test, directory, "test_report")
-    if test_sentences and test_predicted is not None:
-        write_predictions(test_sentences, test_predicted, output_data_dir / "test_predictions.jsonl")
-    if tensorboard_dir.is_dir():
-        shutil.copytree(tensorboard_dir, output_data_dir / "tensorboard", dirs_exist_ok=True)
+    reports = {split.name: split for split in evaluated}
+    for directory in (outputs.model_dir, outputs.output_data_dir):
+        write_report(reports["validation"].report, directory, VALIDATION_REPORT)
+        if "test" in reports:
+            write_report(reports["test"].report, directory, TEST_REPORT)
+    if "test" in reports and reports["test"].sentences:
+        write_predictions(reports["test"].sentences, reports["test"].predicted,
+                          outputs.output_data_dir / "test_predictions.jsonl")
+    if outputs.tensorboard_dir.is_dir():
+        shutil.copytree(outputs.tensorboard_dir, outputs.output_data_dir / "tensorboard", dirs_exist_ok=True)
 
 
 def write_predictions(sentences: Sequence[Sentence], predicted: Sequence[Sequence[Entity]], path: Path) -> None:

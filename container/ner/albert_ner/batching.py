@@ -7,16 +7,17 @@ from a checkpoint takes exactly the batches the stopped one would have taken.
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 
 import numpy as np
 
-from albert_ner.data import Sentence
 from albert_ner.lexicon import LexiconMatcher
+from albert_ner.padding import pad_batch, pad_features
+from albert_ner.sentences import Sentence
 from albert_ner.tag_schemes import LabelMap, entities_to_tags
 from albert_ner.tokenization import CharTokenizer
-from albert_ner.windows import split_into_windows
+from albert_ner.windows import split_into_windows, window_features
 
 
 class EncodedExamples:
@@ -64,11 +65,6 @@ class EncodedExamples:
         lexicon = pad_features([np.unpackbits(self.lexicon[s], axis=1, count=self.lexicon_size) for s in slices],
                                self.lexicon_size)
         return token_ids, tag_ids, lengths, lexicon
-
-
-def window_features(features: np.ndarray, offset: int, window: Sentence) -> np.ndarray:
-    """The rows of a sentence's lexicon features that belong to one of its windows."""
-    return features[offset:offset + len(window.tokens)]
 
 
 def drop_tokens(token_ids: np.ndarray, lengths: np.ndarray, rate: float, unk_id: int,
@@ -129,21 +125,3 @@ def training_batches(examples: EncodedExamples, batch_size: int, seed: int, grou
                 token_ids = drop_tokens(token_ids, lengths, token_dropout, unk_id, rng)
             yield TrainingBatch(epoch, index, index == len(plan) - 1, token_ids, tag_ids, lengths, lexicon)
         epoch, next_batch = epoch + 1, 0
-
-
-def pad_batch(sequences: Iterable[np.ndarray], pad_value: int) -> tuple[np.ndarray, np.ndarray]:
-    """Right-pad 1-D int arrays to a ``[batch, longest]`` int32 matrix; also return the lengths."""
-    sequences = list(sequences)
-    lengths = np.array([len(sequence) for sequence in sequences], dtype=np.int32)
-    padded = np.full((len(sequences), int(lengths.max(initial=0))), pad_value, dtype=np.int32)
-    for row, sequence in enumerate(sequences):
-        padded[row, :len(sequence)] = sequence
-    return padded, lengths
-
-
-def pad_features(rows: Sequence[np.ndarray], size: int) -> np.ndarray:
-    """Right-pad ``[length, size]`` feature arrays to one ``[batch, longest, size]`` uint8 array of zeros."""
-    padded = np.zeros((len(rows), max((len(row) for row in rows), default=0), size), np.uint8)
-    for number, row in enumerate(rows):
-        padded[number, :len(row)] = row
-    return padded

@@ -12,25 +12,21 @@ When the scores are off, :func:`fit_temperature` fits one temperature ``T`` on *
 the test set): every path's CRF score is divided by ``T`` before normalising (the softmax head's logits
 likewise), which changes no prediction, only how sure it claims to be. ``T`` minimises the log loss of the
 validation entities' scores against their correctness, and is saved with the model as
-``calibration.json``, which the Predictor, ``serve`` and the SavedModel then apply::
-
-    python -m albert_ner.calibration MODEL_DIR VALIDATION_FILE_OR_DIR
+``calibration.json``, which the Predictor, ``serve`` and the SavedModel then apply
+(``albert-ner calibrate MODEL_DIR VALIDATION_FILE_OR_DIR``, :func:`calibrate`).
 """
 
 from __future__ import annotations
 
-import json
 import math
-import sys
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from pathlib import Path
 from typing import TYPE_CHECKING
 
 import numpy as np
 
 from albert_ner.confidence import ScoredPrediction
-from albert_ner.data import Sentence
+from albert_ner.sentences import Sentence
 
 if TYPE_CHECKING:
     from albert_ner.prediction import Predictor
@@ -136,33 +132,16 @@ def fit_temperature(predictor: Predictor, validation: Sequence[Sentence],
     return float(math.exp(found.x))
 
 
-def main(argv: list[str] | None = None) -> int:
-    """``python -m albert_ner.calibration MODEL_DIR VALIDATION``: fit, report, and save the temperature."""
-    argv = sys.argv[1:] if argv is None else argv
-    if len(argv) != 2:
-        print("usage: python -m albert_ner.calibration MODEL_DIR VALIDATION_FILE_OR_DIR", file=sys.stderr)
-        return 2
-    from albert_ner.data import read_channel
-    from albert_ner.export import SAVED_MODEL_VERSION, export_saved_model
-    from albert_ner.files import write_text_atomically
-    from albert_ner.prediction import CALIBRATION_FILE, Predictor
-
-    model_dir = Path(argv[0])
-    validation = read_channel(Path(argv[1]), repair=True)[0]
-    predictor = at_temperature(Predictor.load(model_dir), 1.0)
+def calibrate(predictor: Predictor, validation: Sequence[Sentence]) -> tuple[Predictor, dict[str, float]]:
+    """The predictor at the temperature fitted on ``validation``, and the fit's report: the temperature and
+    the validation entities' calibration error and log loss before and after."""
+    predictor = at_temperature(predictor, 1.0)
     before = entity_outcomes(validation, predictor.predict([s.tokens for s in validation]))
     temperature = fit_temperature(predictor, validation)
     calibrated = at_temperature(predictor, temperature)
     after = entity_outcomes(validation, calibrated.predict([s.tokens for s in validation]))
-    report = {"temperature": temperature, "fitted_on": str(argv[1]), "validation_entities": len(before),
-              "validation_ece_before": reliability(before).ece, "validation_ece_after": reliability(after).ece,
-              "validation_log_loss_before": log_loss(before), "validation_log_loss_after": log_loss(after)}
-    write_text_atomically(model_dir / CALIBRATION_FILE, json.dumps(report, indent=2) + "\n")
-    if (model_dir / SAVED_MODEL_VERSION).exists():
-        export_saved_model(calibrated, model_dir)  # the SavedModel bakes the temperature in
-    print(json.dumps(report, indent=2))
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())
+    return calibrated, {"temperature": temperature, "validation_entities": len(before),
+                        "validation_ece_before": reliability(before).ece,
+                        "validation_ece_after": reliability(after).ece,
+                        "validation_log_loss_before": log_loss(before),
+                        "validation_log_loss_after": log_loss(after)}

@@ -1,4 +1,5 @@
-"""Command lines: the SageMaker ``train`` program and ``albert-ner train|evaluate|predict|convert|download``.
+"""Command lines: the SageMaker ``train`` program and ``albert-ner``, the one front door to everything else
+(``train``, ``evaluate``, ``predict``, ``convert``, ``download``, ``select``, ``export``, ``calibrate``).
 
 Heavy modules (TensorFlow and everything that imports it) are imported inside the commands that need
 them, so ``albert-ner --help`` and a failing ``train`` answer quickly.
@@ -17,13 +18,14 @@ import logging
 import os
 import sys
 import traceback
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, TextIO
 
 from albert_ner.environment import TrainingEnvironment, failure_path, output_data_dir
 from albert_ner.errors import AlbertNerError, DataError, HyperparameterError, TrainingStopped
 from albert_ner.files import replace_atomically, write_text_atomically
+from albert_ner.text_records import text_of
 
 if TYPE_CHECKING:
     from albert_ner.prediction import Predictor
@@ -35,15 +37,17 @@ LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 STOPPED_EXIT_STATUS = 143
 
 
-def run_training(argv: Sequence[str] = ()) -> int:
+def run_training(argv: Sequence[str] = (), base_dir: str | None = None) -> int:
     """The ``train`` entrypoint: SageMaker layout in, model and reports out, exit status back.
 
     ``argv`` may carry hyperparameters as ``--name value`` pairs, which is how the AWS framework
-    containers (script mode) pass them; they override ``hyperparameters.json``.
+    containers (script mode) pass them; they override ``hyperparameters.json``. ``base_dir`` stands for
+    ``SAGEMAKER_BASE_DIR`` (``albert-ner train --base-dir``), for this job only.
     """
-    log_file = _configure_logging(output_data_dir(os.environ))
+    environ: Mapping[str, str] = os.environ if base_dir is None else {**os.environ, "SAGEMAKER_BASE_DIR": base_dir}
+    log_file = _configure_logging(output_data_dir(environ))
     try:
-        env = TrainingEnvironment.from_environ()
+        env = TrainingEnvironment.from_environ(environ)
         from albert_ner.hyperparameters import Hyperparameters
 
         raw = env.read_hyperparameters()
@@ -60,7 +64,7 @@ def run_training(argv: Sequence[str] = ()) -> int:
     except BaseException as error:  # noqa: BLE001 - every failure must reach the failure file
         if isinstance(error, SystemExit) and not error.code:
             return 0
-        _write_failure(failure_path(os.environ), error)
+        _write_failure(failure_path(environ), error)
         log.error("training failed: %s", _reason(error))
         return 1
     finally:
@@ -161,11 +165,10 @@ def _text_of_json_line(line: str, path: Path, number: int) -> str:
         value = json.loads(line)
     except json.JSONDecodeError as error:
         raise DataError(f"invalid JSON at column {error.colno}: {error.msg}", path, number) from None
-    if isinstance(value, dict):
-        value = value.get("text", value.get("source"))
-    if not isinstance(value, str):
-        raise DataError('expected a JSON string or an object with a "text" (or "source") string', path, number)
-    return value
+    try:
+        return text_of(value)
+    except ValueError as error:
+        raise DataError(str(error), path, number) from None
 
 
 def stream_predictions(predictor: Predictor, source: Iterable[str] | Path, output: TextIO,
@@ -248,14 +251,20 @@ def main(argv: Sequence[str] | None = None) -> int:
     select.add_argument("--pre-annotate", metavar="LABEL_ATTRIBUTE_NAME",
                         help="add the model's entities under this label attribute, for an adjustment job")
     select.add_argument("--batch-size", type=int, default=128)
+    export = commands.add_parser("export", help="add the SavedModel to a model directory trained before the "
+                                 "export existed (or rewrite it)")
+    export.add_argument("model_dir", metavar="MODEL_DIR")
+    calibrate = commands.add_parser("calibrate", help="fit the entity scores' temperature on validation data "
+                                    "(never the test set) and save it with the model")
+    calibrate.add_argument("model_dir", metavar="MODEL_DIR")
+    calibrate.add_argument("validation", metavar="VALIDATION_FILE_OR_DIR",
+                           help="labelled validation files in any format train reads")
 
     args = parser.parse_args(argv)
     if args.command == "select" and args.budget < 1:
         parser.error(f"--budget must be a positive number of sentences, got {args.budget}")
     if args.command == "train":
-        if args.base_dir:
-            os.environ["SAGEMAKER_BASE_DIR"] = args.base_dir
-        return run_training(args.hyperparameters)
+        return run_training(args.hyperparameters, args.base_dir)
     logging.basicConfig(level=logging.INFO, format=LOG_FORMAT, stream=sys.stderr)
     try:
         if args.command == "evaluate":
@@ -266,6 +275,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _download(args)
         if args.command == "select":
             return _select(args)
+        if args.command == "export":
+            return _export(args)
+        if args.command == "calibrate":
+            return _calibrate(args)
         return _predict(args)
     except AlbertNerError as error:
         print(f"albert-ner {args.command}: {error}", file=sys.stderr)
@@ -290,7 +303,8 @@ def _evaluate(args: argparse.Namespace) -> int:
         write_text_atomically(Path(args.output), json.dumps(report.to_dict(), indent=2) + "\n")
     if args.report:
         from albert_ner.data_summary import summarize_split
-        from albert_ner.report_page import EvaluatedSplit, ReportPage, write_report_page
+        from albert_ner.evaluation import EvaluatedSplit
+        from albert_ner.report_page import ReportPage, write_report_page
 
         summary = summarize_split("evaluated", sentences, predictor.tokenizer, predictor.window, repairs)
         write_report_page(Path(args.report), ReportPage(
@@ -302,7 +316,7 @@ def _evaluate(args: argparse.Namespace) -> int:
 
 def _convert(args: argparse.Namespace) -> int:
     """Read as a job would (same readers, same hyperparameter checks) and write what was read."""
-    from albert_ner.data import read_channel, to_conll, to_json_line
+    from albert_ner.data import formatted, read_channel
     from albert_ner.hyperparameters import Hyperparameters
 
     given = {name: getattr(args, name) for name in ("tag_scheme", "input_tag_scheme", "label_attribute",
@@ -312,7 +326,7 @@ def _convert(args: argparse.Namespace) -> int:
     for name in args.inputs:
         sentences, report = read_channel(name, **hp.read_options())
         log.info("%s: %s", name, report.describe())
-        chunks += [to_conll(s, hp.tag_scheme) if args.to == "conll" else to_json_line(s) for s in sentences]
+        chunks += [formatted(sentence, args.to, hp.tag_scheme) for sentence in sentences]
     if args.output:
         write_text_atomically(Path(args.output), "".join(chunks))
     else:
@@ -321,7 +335,7 @@ def _convert(args: argparse.Namespace) -> int:
 
 
 def _download(args: argparse.Namespace) -> int:
-    from albert_ner.pretrained_sources import copy_pretrained, resolve_pretrained_model
+    from albert_ner.pretrained.sources import copy_pretrained, resolve_pretrained_model
 
     source = resolve_pretrained_model(args.name, os.environ)
     copy_pretrained(source, Path(args.to))
@@ -340,6 +354,34 @@ def _predict(args: argparse.Namespace) -> int:
     finally:
         if output is not sys.stdout:
             output.close()
+    return 0
+
+
+def _export(args: argparse.Namespace) -> int:
+    from albert_ner.export import export_saved_model
+    from albert_ner.prediction import Predictor
+
+    print(export_saved_model(Predictor.load(args.model_dir), Path(args.model_dir)))
+    return 0
+
+
+def _calibrate(args: argparse.Namespace) -> int:
+    """Fit, report and save the temperature; a SavedModel already there is exported again, since it bakes
+    the temperature in."""
+    from albert_ner.calibration import calibrate
+    from albert_ner.data import read_channel
+    from albert_ner.export import export_saved_model
+    from albert_ner.model_directory import CALIBRATION_FILE, SAVED_MODEL_VERSION
+    from albert_ner.prediction import Predictor
+
+    model_dir = Path(args.model_dir)
+    validation = read_channel(Path(args.validation), repair=True)[0]
+    calibrated, fit = calibrate(Predictor.load(model_dir), validation)
+    report = {"temperature": fit.pop("temperature"), "fitted_on": str(args.validation), **fit}
+    write_text_atomically(model_dir / CALIBRATION_FILE, json.dumps(report, indent=2) + "\n")
+    if (model_dir / SAVED_MODEL_VERSION).exists():
+        export_saved_model(calibrated, model_dir)
+    print(json.dumps(report, indent=2))
     return 0
 
 

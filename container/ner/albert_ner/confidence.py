@@ -18,7 +18,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from albert_ner.tag_schemes import Entity
+from albert_ner.sentences import Entity
 
 
 @dataclass(frozen=True)

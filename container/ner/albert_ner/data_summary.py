@@ -11,7 +11,7 @@ from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from albert_ner.data import Sentence
+from albert_ner.sentences import Sentence
 from albert_ner.tokenization import CharTokenizer
 from albert_ner.windows import split_into_windows
 

@@ -22,8 +22,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-from albert_ner.data import Sentence
-from albert_ner.tag_schemes import Entity, entities_to_tags
+from albert_ner.sentences import Entity, Sentence
+from albert_ner.tag_schemes import entities_to_tags
 
 OUTCOMES = ("correct", "wrong_type", "wrong_boundary", "wrong_boundary_and_type", "missed", "spurious")
 #: The row and column of the confusion table that stand for "no entity there".

@@ -16,9 +16,9 @@ from seqeval.metrics import classification_report
 from seqeval.scheme import IOBES
 from sklearn.metrics import f1_score
 
-from albert_ner.data import Sentence
 from albert_ner.files import write_text_atomically
-from albert_ner.tag_schemes import Entity, entities_to_tags
+from albert_ner.sentences import Entity, Sentence
+from albert_ner.tag_schemes import entities_to_tags
 
 
 @dataclass(frozen=True)
@@ -113,3 +113,13 @@ def write_report(report: EvaluationReport, directory: Path, name: str) -> None:
     """Write ``<name>.json`` and ``<name>.txt`` atomically into ``directory``."""
     write_text_atomically(directory / f"{name}.json", json.dumps(report.to_dict(), indent=2) + "\n")
     write_text_atomically(directory / f"{name}.txt", report.table() + "\n")
+
+
+@dataclass(frozen=True)
+class EvaluatedSplit:
+    """A split's sentences, the entities predicted for them, and the report computed from the two."""
+
+    name: str
+    sentences: Sequence[Sentence]
+    predicted: Sequence[Sequence[Entity]]
+    report: EvaluationReport

@@ -41,7 +41,6 @@ the longest one.
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -49,11 +48,11 @@ import tensorflow as tf
 
 from albert_ner.files import replacing
 from albert_ner.lexicon_lookup import LexiconLookup
+from albert_ner.model_directory import SAVED_MODEL_VERSION
 from albert_ner.prediction import Predictor, tag_with_probabilities
 from albert_ner.tag_schemes import parse_tag
 from albert_ner.windows import SENTENCE_PUNCTUATION
 
-SAVED_MODEL_VERSION = "1"
 SIGNATURE_NAME = "serving_default"
 UNICODE_CODE_POINTS = 0x110000
 _REPLACEMENT_CHARACTER = 0xFFFD
@@ -218,17 +217,3 @@ def export_saved_model(predictor: Predictor, model_dir: Path) -> Path:
     with replacing(target) as partial:
         tf.saved_model.save(module, str(partial), signatures={SIGNATURE_NAME: module.serve})
     return target
-
-
-def main(argv: list[str] | None = None) -> int:
-    """``python -m albert_ner.export MODEL_DIR``: add the SavedModel to a model trained before export existed."""
-    argv = sys.argv[1:] if argv is None else argv
-    if len(argv) != 1:
-        print("usage: python -m albert_ner.export MODEL_DIR", file=sys.stderr)
-        return 2
-    print(export_saved_model(Predictor.load(argv[0]), Path(argv[0])))
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

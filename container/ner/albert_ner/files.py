@@ -41,6 +41,18 @@ def read_text(path: PathLike) -> str:
         ) from None
 
 
+def channel_files(path: Path) -> list[Path]:
+    """The data files of a SageMaker channel, in sorted path order, hidden ones (names starting with ".",
+    at any depth) left out; a path that is not a directory (a file, a Pipe-mode FIFO) is its own one file.
+
+    Every channel is walked this way, so what a job reads from a channel never depends on which channel it is.
+    """
+    if not path.is_dir():
+        return [path]
+    return sorted(file for file in path.rglob("*")
+                  if file.is_file() and not any(part.startswith(".") for part in file.relative_to(path).parts))
+
+
 def replace_atomically(temporary: Path, path: Path) -> None:
     """Move a finished file or directory ``temporary`` to ``path``, replacing what is there.
 

@@ -32,14 +32,12 @@ from pathlib import Path
 import numpy as np
 
 from albert_ner.errors import DataError
-from albert_ner.files import PathLike, read_text, write_text_atomically
+from albert_ner.files import PathLike, channel_files, read_text, write_text_atomically
 
 #: Where a word lies relative to a character it covers, in the order of the feature vector.
 POSITIONS = ("B", "M", "E", "S")
 #: The channel every dictionary word sets, typed or not.
 ANY_WORD = "*"
-#: The merged dictionary inside a model directory, in the same format it was read in.
-LEXICON_FILE = "lexicon.txt"
 #: The ``lexicon`` hyperparameter's values: which dictionaries the model uses.
 LEXICON_CHOICES = ("off", "general", "channel", "both")
 
@@ -157,10 +155,7 @@ def choose_lexicon(choice: str | None, channel: Path | None) -> Lexicon | None:
         if channel is None:
             raise DataError(f"hyperparameter lexicon={choice!r} needs a `lexicon` channel of dictionary files, "
                             f"and the job has none")
-        files = [channel]  # a file, or a Pipe-mode channel's FIFO: one dictionary
-        if channel.is_dir():
-            files = sorted(path for path in channel.rglob("*") if path.is_file()
-                           and not any(part.startswith(".") for part in path.relative_to(channel).parts))
+        files = channel_files(channel)  # a file, or a Pipe-mode channel's FIFO, is one dictionary
         if not files:
             raise DataError("the `lexicon` channel holds no files", channel)
         paths.extend(files)

@@ -9,14 +9,18 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import keras
 import numpy as np
 import tensorflow as tf
 
 from albert_ner.cluster import distribute_batch
-from albert_ner.hyperparameters import Hyperparameters
 from albert_ner.modeling.tagger import AlbertTagger
+
+if TYPE_CHECKING:
+    from albert_ner.hyperparameters import Hyperparameters
 
 
 class WarmupLinearDecay(keras.optimizers.schedules.LearningRateSchedule):
@@ -35,21 +39,38 @@ class WarmupLinearDecay(keras.optimizers.schedules.LearningRateSchedule):
         return {"peak": self.peak, "warmup_steps": self.warmup_steps, "total_steps": self.total_steps}
 
 
-def _adamw(peak: float, hp: Hyperparameters, total_steps: int) -> keras.optimizers.AdamW:
-    averaging = {} if hp.ema_momentum is None else {"use_ema": True, "ema_momentum": hp.ema_momentum}
+@dataclass(frozen=True)
+class OptimizerSettings:
+    """What the two optimizers are built from (the hyperparameters of the same names)."""
+
+    encoder_learning_rate: float
+    head_learning_rate: float
+    warmup_proportion: float
+    weight_decay: float
+    ema_momentum: float | None
+
+    @classmethod
+    def of(cls, hp: Hyperparameters, pretrained: bool) -> OptimizerSettings:
+        """The job's settings; the encoder's peak learning rate depends on whether it is pretrained."""
+        return cls(hp.encoder_learning_rate(pretrained), hp.head_learning_rate, hp.warmup_proportion,
+                   hp.weight_decay, hp.ema_momentum)
+
+
+def _adamw(peak: float, settings: OptimizerSettings, total_steps: int) -> keras.optimizers.AdamW:
+    averaging = {} if settings.ema_momentum is None else {"use_ema": True, "ema_momentum": settings.ema_momentum}
     optimizer = keras.optimizers.AdamW(
-        learning_rate=WarmupLinearDecay(peak, int(total_steps * hp.warmup_proportion), total_steps),
-        weight_decay=hp.weight_decay, epsilon=1e-6, **averaging)
+        learning_rate=WarmupLinearDecay(peak, int(total_steps * settings.warmup_proportion), total_steps),
+        weight_decay=settings.weight_decay, epsilon=1e-6, **averaging)
     optimizer.exclude_from_weight_decay(var_names=["bias", "gamma", "beta", "LayerNorm", "layer_norm",
                                                    "transitions"])
     return optimizer
 
 
-def make_optimizers(model: AlbertTagger, hp: Hyperparameters, total_steps: int,
-                    pretrained: bool) -> tuple[keras.optimizers.AdamW, keras.optimizers.AdamW]:
+def make_optimizers(model: AlbertTagger, settings: OptimizerSettings,
+                    total_steps: int) -> tuple[keras.optimizers.AdamW, keras.optimizers.AdamW]:
     """The encoder's and the head's AdamW, built on their variables (call inside the strategy's scope)."""
-    encoder_optimizer = _adamw(hp.encoder_learning_rate(pretrained), hp, total_steps)
-    head_optimizer = _adamw(hp.head_learning_rate, hp, total_steps)
+    encoder_optimizer = _adamw(settings.encoder_learning_rate, settings, total_steps)
+    head_optimizer = _adamw(settings.head_learning_rate, settings, total_steps)
     encoder_optimizer.build(model.encoder.trainable_variables)
     head_optimizer.build(model.head_variables)
     return encoder_optimizer, head_optimizer
@@ -149,9 +170,8 @@ def _update_loss_scale(loss_scale: tf.Variable, finite: tf.Tensor) -> None:
                                tf.maximum(loss_scale / 2.0, 1.0)))
 
 
-def set_precision(hp: Hyperparameters) -> str:
+def set_precision(precision: str) -> str:
     """Set Keras' global dtype policy from ``mixed_precision`` (``auto``: float16 on GPUs) and return its name."""
-    precision = hp.mixed_precision
     if precision == "auto":
         precision = "float16" if tf.config.list_physical_devices("GPU") else "float32"
     keras.mixed_precision.set_global_policy(

@@ -8,7 +8,6 @@ with a lexicon gets each sentence's dictionary matches, found on the whole sente
 
 from __future__ import annotations
 
-import json
 import os
 from collections.abc import Sequence
 from pathlib import Path
@@ -16,22 +15,15 @@ from pathlib import Path
 import numpy as np
 import tensorflow as tf
 
-from albert_ner.batching import pad_batch, pad_features, window_features
 from albert_ner.confidence import ScoredPrediction, TagLogProbabilities
-from albert_ner.data import Sentence
-from albert_ner.files import replacing, write_text_atomically
-from albert_ner.lexicon import LEXICON_FILE, Lexicon, read_lexicon
+from albert_ner.lexicon import Lexicon
+from albert_ner.model_directory import SavedTagger, load_model, save_model
 from albert_ner.modeling.tagger import AlbertTagger
-from albert_ner.tag_schemes import Entity, LabelMap, tags_to_entities
-from albert_ner.tokenization import CharTokenizer, Vocab
-from albert_ner.windows import merge_window_tags, split_into_windows
-
-WEIGHTS_FILE = "model.weights.h5"
-CONFIG_FILE = "model_config.json"
-LABEL_MAP_FILE = "label_map.json"
-VOCAB_FILE = "vocab.txt"
-#: ``{"temperature": T, ...}``: the score calibration fitted on validation data (albert_ner.calibration).
-CALIBRATION_FILE = "calibration.json"
+from albert_ner.padding import pad_batch, pad_features
+from albert_ner.sentences import Entity, Sentence
+from albert_ner.tag_schemes import LabelMap, tags_to_entities
+from albert_ner.tokenization import CharTokenizer
+from albert_ner.windows import merge_window_tags, split_into_windows, window_features
 
 
 class Predictor:
@@ -145,53 +137,21 @@ class Predictor:
                     probabilities[index] = TagLogProbabilities(*(values[row, :length] for values in arrays))
         return tags, probabilities
 
+    @property
+    def saved(self) -> SavedTagger:
+        """What :func:`~albert_ner.model_directory.save_model` writes of this predictor."""
+        return SavedTagger(self.model, self.tokenizer, self.label_map, self.max_seq_length, self.pretrained,
+                           self.temperature, self.lexicon)
+
     def save(self, model_dir: Path) -> None:
-        """Write weights, config, label map and vocab: everything needed to predict or fine-tune again."""
-        model_dir.mkdir(parents=True, exist_ok=True)
-        with replacing(model_dir / WEIGHTS_FILE) as partial:
-            self.model.save_weights(partial)
-        lexicon = None
-        if self.lexicon is not None:
-            self.lexicon.save(model_dir / LEXICON_FILE)
-            lexicon = {"file": LEXICON_FILE, "channels": list(self.lexicon.channels),
-                       "sources": list(self.lexicon.sources), "words": len(self.lexicon.words)}
-        config = {"tagger": self.model.get_config(), "max_seq_length": self.max_seq_length,
-                  "lower_case": self.tokenizer.lower_case, "pretrained": self.pretrained, "lexicon": lexicon}
-        write_text_atomically(model_dir / CONFIG_FILE, json.dumps(config, ensure_ascii=False) + "\n")
-        write_text_atomically(model_dir / LABEL_MAP_FILE,
-                              json.dumps(self.label_map.to_dict(), ensure_ascii=False, indent=2) + "\n")
-        self.tokenizer.vocab.save(model_dir / VOCAB_FILE)
-        if self.temperature != 1.0:
-            write_text_atomically(model_dir / CALIBRATION_FILE,
-                                  json.dumps({"temperature": self.temperature}) + "\n")
+        """Write the model directory: everything needed to predict or fine-tune again."""
+        save_model(Path(model_dir), self.saved)
 
     @classmethod
     def load(cls, model_dir: str | os.PathLike[str], batch_size: int = 128) -> Predictor:
-        model_dir = Path(model_dir)
-        config = json.loads((model_dir / CONFIG_FILE).read_text(encoding="utf-8"))
-        label_map = LabelMap.from_dict(json.loads((model_dir / LABEL_MAP_FILE).read_text(encoding="utf-8")))
-        tokenizer = CharTokenizer(Vocab.from_file(model_dir / VOCAB_FILE), lower_case=config["lower_case"])
-        model = AlbertTagger(**config["tagger"])
-        build_model(model, tokenizer.vocab.pad_id)
-        model.load_weights(model_dir / WEIGHTS_FILE)
-        calibration_path = model_dir / CALIBRATION_FILE
-        temperature = 1.0
-        if calibration_path.exists():
-            temperature = float(json.loads(calibration_path.read_text(encoding="utf-8"))["temperature"])
-        lexicon = None
-        if config.get("lexicon"):
-            lexicon = read_lexicon([model_dir / config["lexicon"]["file"]], config["lexicon"]["sources"])
-            if list(lexicon.channels) != config["lexicon"]["channels"]:
-                raise ValueError(f"{model_dir / config['lexicon']['file']} does not give the channels "
-                                 f"{CONFIG_FILE} names: the model directory is inconsistent")
-        return cls(model, tokenizer, label_map, config["max_seq_length"], batch_size, config.get("pretrained"),
-                   temperature, lexicon)
-
-
-def build_model(model: AlbertTagger, pad_id: int) -> None:
-    """Create the model's variables by running it once on a one-character batch."""
-    model(tf.fill([1, 1], pad_id), tf.ones([1], tf.int32), tf.zeros([1, 1, model.lexicon_size], tf.uint8),
-          training=False)
+        saved = load_model(Path(model_dir))
+        return cls(saved.model, saved.tokenizer, saved.label_map, saved.max_seq_length, batch_size, saved.pretrained,
+                   saved.temperature, saved.lexicon)
 
 
 def tag_with_probabilities(model: AlbertTagger, label_map: LabelMap, ids: tf.Tensor, lengths: tf.Tensor,

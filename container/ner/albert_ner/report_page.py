@@ -27,12 +27,11 @@ from typing import Any, NamedTuple
 import jinja2
 from matplotlib.figure import Figure
 
-from albert_ner.data import Sentence
 from albert_ner.data_summary import SplitSummary
 from albert_ner.error_analysis import NO_ENTITY, OUTCOMES, ErrorBreakdown, SentenceOutcomes, analyse_errors
-from albert_ner.evaluation import EvaluationReport
+from albert_ner.evaluation import EvaluatedSplit
 from albert_ner.files import write_text_atomically
-from albert_ner.tag_schemes import Entity
+from albert_ner.sentences import Entity
 from albert_ner.training_history import TrainingHistory
 
 REPORT_PAGE = "report.html"
@@ -43,16 +42,6 @@ _PALETTE = ("#a6cee3", "#b2df8a", "#fdbf6f", "#cab2d6", "#fb9a99", "#ffff99", "#
 _OUTCOME_COLOURS = {"correct": "#4daf4a", "wrong_type": "#984ea3", "wrong_boundary": "#ff7f00",
                     "wrong_boundary_and_type": "#a65628", "missed": "#e41a1c", "spurious": "#377eb8"}
 _VERSIONED = ("albert-ner", "tensorflow", "keras", "numpy", "seqeval", "scikit-learn", "matplotlib", "jinja2")
-
-
-@dataclass(frozen=True)
-class EvaluatedSplit:
-    """A split's sentences, the entities predicted for them, and the report computed from the two."""
-
-    name: str
-    sentences: Sequence[Sentence]
-    predicted: Sequence[Sequence[Entity]]
-    report: EvaluationReport
 
 
 @dataclass

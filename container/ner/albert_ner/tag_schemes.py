@@ -13,25 +13,18 @@ from __future__ import annotations
 
 from collections.abc import Collection, Iterable, Sequence
 from functools import lru_cache
-from typing import Any, NamedTuple
+from typing import Any
 
 import numpy as np
 
 from albert_ner.errors import DataError
+from albert_ner.sentences import Entity
 
 SCHEMES = ("bio", "bioes", "bmes")
 SCHEME_PREFIXES = {"bio": ("B", "I"), "bioes": ("B", "I", "E", "S"), "bmes": ("B", "M", "E", "S")}
 _INSIDE_PREFIX = {"bio": "I", "bioes": "I", "bmes": "M"}
 _ALL_PREFIXES = frozenset("BIMES")
 _OUTSIDE = ("O", "")
-
-
-class Entity(NamedTuple):
-    """A typed span of token offsets, ``end`` exclusive."""
-
-    start: int
-    end: int
-    type: str
 
 
 class TagSequenceError(DataError):

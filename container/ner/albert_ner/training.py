@@ -23,23 +23,24 @@ import numpy as np
 import tensorflow as tf
 
 from albert_ner import __version__, resources
-from albert_ner.artifacts import write_artifacts
+from albert_ner.artifacts import JobOutputs, write_artifacts
 from albert_ner.batching import EncodedExamples, training_batches
-from albert_ner.checkpoints import PretrainedFiles, find_pretrained, load_pretrained, read_pretrained_config
 from albert_ner.cluster import choose_strategy, strategy_name
-from albert_ner.data import ReadReport, Sentence, read_channel
+from albert_ner.data import ReadReport, read_channel
 from albert_ner.data_summary import SplitSummary, log_summaries, summarize_split
 from albert_ner.environment import TrainingEnvironment
 from albert_ner.errors import DataError, HyperparameterError, TrainingStopped
-from albert_ner.evaluation import EvaluationReport, evaluate
+from albert_ner.evaluation import EvaluatedSplit, EvaluationReport, evaluate
 from albert_ner.hyperparameters import Hyperparameters
 from albert_ner.lexicon import Lexicon, choose_lexicon
 from albert_ner.modeling.albert import AlbertConfig, sized_config
-from albert_ner.modeling.tagger import AlbertTagger
-from albert_ner.optimization import TrainStep, make_loss_scale, make_optimizers, set_precision
-from albert_ner.prediction import Predictor, build_model
-from albert_ner.pretrained_sources import choose_pretrained
-from albert_ner.report_page import REPORT_PAGE, EvaluatedSplit, ReportPage, write_report_page
+from albert_ner.modeling.tagger import AlbertTagger, build_model
+from albert_ner.optimization import OptimizerSettings, TrainStep, make_loss_scale, make_optimizers, set_precision
+from albert_ner.prediction import Predictor
+from albert_ner.pretrained.checkpoint import PretrainedFiles, find_pretrained, load_pretrained, read_pretrained_config
+from albert_ner.pretrained.sources import choose_pretrained
+from albert_ner.report_page import REPORT_PAGE, ReportPage, write_report_page
+from albert_ner.sentences import Sentence
 from albert_ner.stop_signal import StopSignal
 from albert_ner.tag_schemes import LabelMap
 from albert_ner.tokenization import CharTokenizer, Vocab
@@ -187,13 +188,90 @@ class TrainingResult:
     seconds: float
 
 
+@dataclass
+class Job:
+    """What the loop works on, built by :func:`set_up`: the data, the model and its step, and where it stands."""
+
+    data: PreparedData
+    examples: EncodedExamples
+    steps_per_epoch: int
+    total_steps: int
+    model: AlbertTagger
+    train_step: TrainStep
+    state: TrainingState
+    predictor: Predictor
+    progress: Progress
+    validation: Validation
+    setup: dict[str, str]  # precision and strategy, for the report page
+
+
 def train(hp: Hyperparameters, env: TrainingEnvironment) -> TrainingResult:
     """Run one training job end to end (resuming from its checkpoints) and write its model and reports."""
     started = time.monotonic()
     history = TrainingHistory()
     stop_signal = StopSignal()
+    job = set_up(hp, env, history)
+    progress, optimizer = job.progress, job.state.optimizers[0]
+    batches = training_batches(job.examples, hp.batch_size, hp.seed, hp.length_grouping, hp.token_dropout,
+                               job.data.tokenizer.vocab.unk_id, progress.epoch, progress.next_batch)
+    meter = resources.ThroughputMeter()
+    bar = _progress_bar(job.total_steps, progress.step)
+    losses: list[tf.Tensor] = []
+    stop = progress.step >= job.total_steps
+    batch = None if stop else next(batches)
+    while batch is not None:
+        step_started = time.perf_counter()
+        losses.append(job.train_step(batch.token_ids, batch.tag_ids, batch.lengths, batch.lexicon))
+        progress.step, progress.next_batch = progress.step + 1, batch.index + 1
+        stepped = time.perf_counter()
+        stop = progress.step >= job.total_steps
+        upcoming = None if stop else next(batches)  # built while the device still runs the step
+        meter.add(len(batch.lengths), int(batch.lengths.sum()), data_seconds=time.perf_counter() - stepped,
+                  step_seconds=stepped - step_started)
+        if bar is not None:
+            bar.update(1)
+        if progress.step % hp.log_every_steps == 0 or stop:
+            _log_progress(progress, job.total_steps, losses, optimizer, meter, history)
+            losses = []
+        if batch.last_in_epoch or stop or (hp.eval_every_steps and progress.step % hp.eval_every_steps == 0):
+            stop = job.validation.run(progress) or stop
+        if batch.last_in_epoch:
+            progress.epoch, progress.next_batch = progress.epoch + 1, 0
+        if checkpoint_due(hp.checkpoint_every_steps, progress, batch.last_in_epoch or stop, stop_signal):
+            _save_checkpoint(job.state, progress, stop_signal, history)
+        batch = None if stop else upcoming
+    if bar is not None:
+        bar.close()
+    history.tensorboard.flush()
+    stop_signal.restore()
+    log.info("the training step was traced %d time(s) for the batch shapes it met", job.train_step.traces)
+    if job.validation.best_weights is None:
+        raise DataError("training ran no evaluation: nothing to keep (is max_steps 0?)")
+    history.lap("training")
+
+    job.model.set_weights(job.validation.best_weights)
+    evaluated = final_evaluation(job.predictor, job.data)
+    history.lap("final evaluation")
+    fingerprint = weights_fingerprint(job.model)
+    if env.is_chief:
+        write_artifacts(JobOutputs(env.model_dir, env.output_data_dir, env.output_dir / "tensorboard"),
+                        job.predictor, evaluated)
+        history.lap("writing the model")
+        write_report_page(env.output_data_dir / REPORT_PAGE, ReportPage(
+            "albert-ner training report", evaluated, job.data.summaries, history, hp.to_dict(),
+            {"stopped": _why_stopped(hp, job), **job.setup}, _provenance(hp, job, env.model_dir, fingerprint)))
+    elapsed = time.monotonic() - started
+    _, peak_rss = resources.host_memory_mib()
+    log.info("training finished in %.1f s (%d steps); peak host RSS %.0f MiB; weights sha256 %s", elapsed,
+             progress.step, peak_rss, fingerprint)
+    reports = {split.name: split.report for split in evaluated}
+    return TrainingResult(reports["validation"], reports.get("test"), progress.step, elapsed)
+
+
+def set_up(hp: Hyperparameters, env: TrainingEnvironment, history: TrainingHistory) -> Job:
+    """Seed, precision and strategy; the data; the model, its optimizers and step; the state to resume from."""
     keras.utils.set_random_seed(hp.seed)
-    precision = set_precision(hp)
+    precision = set_precision(hp.mixed_precision)
     strategy = choose_strategy(env.hosts, env.current_host, env.worker_port, env.network_interface_name)
     log.info("albert-ner %s, TensorFlow %s, Keras %s; devices: %s; strategy %s with %d replica(s); precision %s",
              __version__, tf.__version__, keras.__version__, resources.describe_devices(), strategy_name(strategy),
@@ -219,7 +297,7 @@ def train(hp: Hyperparameters, env: TrainingEnvironment) -> TrainingResult:
         build_model(model, vocab.pad_id)
         if data.pretrained is not None:
             load_pretrained(model.encoder, data.pretrained)
-        optimizers = make_optimizers(model, hp, total_steps, pretrained)
+        optimizers = make_optimizers(model, OptimizerSettings.of(hp, pretrained), total_steps)
         loss_scale = make_loss_scale(precision)
         state = TrainingState(env.checkpoint_dir, model, optimizers, loss_scale, keep=hp.keep_checkpoints,
                               writer=env.is_chief)
@@ -232,82 +310,40 @@ def train(hp: Hyperparameters, env: TrainingEnvironment) -> TrainingResult:
 
     predictor = Predictor(model, data.tokenizer, data.label_map, hp.max_seq_length, hp.eval_batch_size,
                           pretrained=data.provenance, lexicon=data.lexicon)
-    tensorboard = tf.summary.create_file_writer(str(env.output_dir / "tensorboard"))
+    # After the strategy exists: a multi-worker strategy must be configured before TensorFlow's context starts.
+    history.tensorboard = tf.summary.create_file_writer(str(env.output_dir / "tensorboard"))
     progress = state.restore() or Progress()
     if progress.step:
         history.resume(env.checkpoint_dir, progress.step)
-    validation = Validation(predictor, data.validation, optimizers, state, tensorboard, history,
-                            hp.early_stopping_patience, state.load_best_weights() if progress.step else None)
+    validation = Validation(predictor, data.validation, state, history, hp.early_stopping_patience,
+                            state.load_best_weights() if progress.step else None)
     history.lap("building the model")
-    batches = training_batches(examples, hp.batch_size, hp.seed, hp.length_grouping, hp.token_dropout,
-                               vocab.unk_id, progress.epoch, progress.next_batch)
-    meter = resources.ThroughputMeter()
-    bar = _progress_bar(total_steps, progress.step)
-    losses: list[tf.Tensor] = []
-    stop = progress.step >= total_steps
-    batch = None if stop else next(batches)
-    while batch is not None:
-        step_started = time.perf_counter()
-        losses.append(train_step(batch.token_ids, batch.tag_ids, batch.lengths, batch.lexicon))
-        progress.step, progress.next_batch = progress.step + 1, batch.index + 1
-        stepped = time.perf_counter()
-        stop = progress.step >= total_steps
-        upcoming = None if stop else next(batches)  # built while the device still runs the step
-        meter.add(len(batch.lengths), int(batch.lengths.sum()), data_seconds=time.perf_counter() - stepped,
-                  step_seconds=stepped - step_started)
-        if bar is not None:
-            bar.update(1)
-        if progress.step % hp.log_every_steps == 0 or stop:
-            _log_progress(progress, total_steps, losses, optimizers[0], meter, tensorboard, history)
-            losses = []
-        if batch.last_in_epoch or stop or (hp.eval_every_steps and progress.step % hp.eval_every_steps == 0):
-            stop = validation.run(progress) or stop
-        if batch.last_in_epoch:
-            progress.epoch, progress.next_batch = progress.epoch + 1, 0
-        if checkpoint_due(hp, progress, batch.last_in_epoch or stop, stop_signal):
-            _save_checkpoint(state, progress, stop_signal, history)
-        batch = None if stop else upcoming
-    if bar is not None:
-        bar.close()
-    tensorboard.flush()
-    stop_signal.restore()
-    log.info("the training step was traced %d time(s) for the batch shapes it met", train_step.traces)
-    if validation.best_weights is None:
-        raise DataError("training ran no evaluation: nothing to keep (is max_steps 0?)")
-    history.lap("training")
-    model.set_weights(validation.best_weights)
-    validation_predicted = predictor.predict_entities(_tokens(data.validation))
-    validation_report = evaluate(data.validation, validation_predicted)
-    log.info("best validation F1 %.4f", validation_report.f1)
-    evaluated = [EvaluatedSplit("validation", data.validation, validation_predicted, validation_report)]
+    setup = {"training windows": f"{len(examples):,}", "precision": precision,
+             "strategy": f"{strategy_name(strategy)} with {strategy.num_replicas_in_sync} replica(s)"}
+    return Job(data, examples, steps_per_epoch, total_steps, model, train_step, state, predictor, progress,
+               validation, setup)
 
-    test_report, test_predicted = None, None
-    if data.test:
-        test_predicted = predictor.predict_entities(_tokens(data.test))
-        test_report = evaluate(data.test, test_predicted)
-        log.info("test_precision=%.4f test_recall=%.4f test_f1=%.4f", test_report.micro.precision,
-                 test_report.micro.recall, test_report.f1)
-        evaluated.append(EvaluatedSplit("test", data.test, test_predicted, test_report))
-    history.lap("final evaluation")
-    fingerprint = weights_fingerprint(model)
-    if env.is_chief:
-        write_artifacts(env.model_dir, env.output_data_dir, env.output_dir / "tensorboard", predictor,
-                        validation_report, test_report, data.test, test_predicted)
-        history.lap("writing the model")
-        _write_report_page(env, hp, data, model, fingerprint, evaluated, history, {
-            "stopped": _why_stopped(hp, progress, total_steps, steps_per_epoch), "steps": f"{progress.step:,}",
-            "training windows": f"{len(examples):,}", "precision": precision,
-            "strategy": f"{strategy_name(strategy)} with {strategy.num_replicas_in_sync} replica(s)"})
-    elapsed = time.monotonic() - started
-    _, peak_rss = resources.host_memory_mib()
-    log.info("training finished in %.1f s (%d steps); peak host RSS %.0f MiB; weights sha256 %s", elapsed,
-             progress.step, peak_rss, fingerprint)
-    return TrainingResult(validation_report, test_report, progress.step, elapsed)
+
+def final_evaluation(predictor: Predictor, data: PreparedData) -> list[EvaluatedSplit]:
+    """The kept weights scored on validation, then on the test set if there is one: the test set's only use."""
+    evaluated = []
+    for name, sentences in (("validation", data.validation), ("test", data.test)):
+        if not sentences:
+            continue
+        predicted = predictor.predict_entities(_tokens(sentences))
+        report = evaluate(sentences, predicted)
+        if name == "validation":
+            log.info("best validation F1 %.4f", report.f1)
+        else:
+            log.info("test_precision=%.4f test_recall=%.4f test_f1=%.4f", report.micro.precision,
+                     report.micro.recall, report.f1)
+        evaluated.append(EvaluatedSplit(name, sentences, predicted, report))
+    return evaluated
 
 
 def _log_progress(progress: Progress, total_steps: int, losses: list[tf.Tensor],
                   encoder_optimizer: keras.optimizers.Optimizer, meter: resources.ThroughputMeter,
-                  tensorboard: tf.summary.SummaryWriter, history: TrainingHistory) -> None:
+                  history: TrainingHistory) -> None:
     """The progress line: the mean loss since the last one, the learning rate, throughput and its split."""
     waited = time.perf_counter()
     mean_loss = sum(float(loss) for loss in losses) / len(losses)  # the one place the host waits for steps
@@ -316,14 +352,11 @@ def _log_progress(progress: Progress, total_steps: int, losses: list[tf.Tensor],
     log.info("epoch=%d step=%d/%d train_loss=%.4f lr=%.3g %s", progress.epoch, progress.step, total_steps,
              mean_loss, learning_rate, throughput)
     history.record_log(progress.step, progress.epoch, mean_loss, learning_rate, throughput.sentences_per_sec)
-    with tensorboard.as_default(step=progress.step):
-        tf.summary.scalar("train_loss", mean_loss)
 
 
-def checkpoint_due(hp: Hyperparameters, progress: Progress, epoch_ended_or_stopping: bool,
-                   stop_signal: StopSignal) -> bool:
-    """Checkpoint at the end of each epoch and of the job, every ``checkpoint_every_steps``, and on SIGTERM."""
-    every = hp.checkpoint_every_steps
+def checkpoint_due(every: int, progress: Progress, epoch_ended_or_stopping: bool, stop_signal: StopSignal) -> bool:
+    """Checkpoint at the end of each epoch and of the job, every ``every`` steps (``checkpoint_every_steps``),
+    and on SIGTERM."""
     return (epoch_ended_or_stopping or stop_signal.received is not None
             or bool(every and progress.step % every == 0))
 
@@ -340,11 +373,12 @@ def _save_checkpoint(state: TrainingState, progress: Progress, stop_signal: Stop
                               f"checkpoints resumes from it")
 
 
-def _why_stopped(hp: Hyperparameters, progress: Progress, total_steps: int, steps_per_epoch: int) -> str:
-    if progress.step < total_steps:
+def _why_stopped(hp: Hyperparameters, job: Job) -> str:
+    progress = job.progress
+    if progress.step < job.total_steps:
         return (f"early stopping at step {progress.step:,} (no better validation F1 in "
                 f"{progress.evaluations_since_best} evaluations)")
-    if total_steps < steps_per_epoch * hp.epochs:
+    if job.total_steps < job.steps_per_epoch * hp.epochs:
         return f"max_steps={hp.max_steps:,} reached"
     return f"all {hp.epochs} epochs run"
 
@@ -353,19 +387,15 @@ def _tokens(sentences: Sequence[Sentence]) -> list[tuple[str, ...]]:
     return [sentence.tokens for sentence in sentences]
 
 
-def _write_report_page(env: TrainingEnvironment, hp: Hyperparameters, data: PreparedData, model: AlbertTagger,
-                       fingerprint: str, evaluated: list[EvaluatedSplit], history: TrainingHistory,
-                       job: dict[str, str]) -> None:
-    pretrained = data.pretrained is not None
-    lexicon = data.lexicon
-    provenance = {"encoder": data.encoder_description,
-                  "lexicon": "none" if lexicon is None else f"{'; '.join(lexicon.sources)}: {lexicon.describe()}",
-                  "peak learning rates": f"encoder {hp.encoder_learning_rate(pretrained):g}, "
-                                         f"head {hp.head_learning_rate:g}",
-                  "parameters": f"{model.count_params():,}", "devices": resources.describe_devices(),
-                  "model directory": str(env.model_dir), "weights sha256 (first 16 digits)": fingerprint}
-    write_report_page(env.output_data_dir / REPORT_PAGE, ReportPage(
-        "albert-ner training report", evaluated, data.summaries, history, hp.to_dict(), job, provenance))
+def _provenance(hp: Hyperparameters, job: Job, model_dir: Path, fingerprint: str) -> dict[str, str]:
+    """Where the model came from, for the report page: encoder, lexicon, learning rates, size, devices."""
+    pretrained = job.data.pretrained is not None
+    lexicon = job.data.lexicon
+    return {"encoder": job.data.encoder_description,
+            "lexicon": "none" if lexicon is None else f"{'; '.join(lexicon.sources)}: {lexicon.describe()}",
+            "peak learning rates": f"encoder {hp.encoder_learning_rate(pretrained):g}, head {hp.head_learning_rate:g}",
+            "parameters": f"{job.model.count_params():,}", "devices": resources.describe_devices(),
+            "model directory": str(model_dir), "weights sha256 (first 16 digits)": fingerprint}
 
 
 def _progress_bar(total: int, done: int):

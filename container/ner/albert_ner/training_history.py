@@ -14,6 +14,7 @@ import logging
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import Any
 
 from albert_ner.files import write_text_atomically
 
@@ -52,15 +53,26 @@ class TrainingHistory:
     evaluations: list[EvaluationPoint] = field(default_factory=list)
     resumed_at: list[int] = field(default_factory=list)
     phases: dict[str, float] = field(default_factory=dict)
+    #: A ``tf.summary`` writer, set by the job, that gets the curves for TensorBoard too (train_loss, val_f1).
+    tensorboard: Any = field(default=None, repr=False, compare=False)
     _lap_started: float = field(default_factory=time.monotonic, repr=False, compare=False)
 
     def record_log(self, step: int, epoch: int, train_loss: float, learning_rate: float,
                    sentences_per_sec: float) -> None:
         self.log_points.append(LogPoint(step, epoch, train_loss, learning_rate, sentences_per_sec))
+        self._scalar("train_loss", train_loss, step)
 
     def record_evaluation(self, step: int, epoch: int, precision: float, recall: float, f1: float,
                           seconds: float) -> None:
         self.evaluations.append(EvaluationPoint(step, epoch, precision, recall, f1, seconds))
+        self._scalar("val_f1", f1, step)
+
+    def _scalar(self, name: str, value: float, step: int) -> None:
+        if self.tensorboard is not None:
+            import tensorflow as tf  # only a job with a writer needs TensorFlow here
+
+            with self.tensorboard.as_default(step=step):
+                tf.summary.scalar(name, value)
 
     def lap(self, phase: str) -> None:
         """End ``phase``: its wall time is the time since the previous lap (or since the history was made)."""

@@ -56,6 +56,7 @@ class TrainingState:
                  loss_scale: tf.Variable, keep: int, writer: bool = True):
         self.directory = directory
         self.model = model
+        self.optimizers = tuple(optimizers)
         self.writer = writer
         self._counters = tf.Variable([1, 0, 0, 0], dtype=tf.int64, trainable=False)
         self._best_f1 = tf.Variable(-1.0, dtype=tf.float64, trainable=False)

@@ -11,14 +11,12 @@ import logging
 import time
 from collections.abc import Sequence
 
-import keras
 import numpy as np
-import tensorflow as tf
 
-from albert_ner.data import Sentence
 from albert_ner.evaluation import evaluate
 from albert_ner.optimization import averaged_weights
 from albert_ner.prediction import Predictor
+from albert_ner.sentences import Sentence
 from albert_ner.training_history import TrainingHistory
 from albert_ner.training_state import Progress, TrainingState
 
@@ -29,19 +27,16 @@ class Validation:
     """Evaluation during training: scores the weights (their moving averages, with ``ema_momentum``) on the
     validation sentences, keeps the best ones so far, and counts evaluations without improvement."""
 
-    def __init__(self, predictor: Predictor, sentences: Sequence[Sentence],
-                 optimizers: tuple[keras.optimizers.Optimizer, keras.optimizers.Optimizer], state: TrainingState,
-                 tensorboard: tf.summary.SummaryWriter, history: TrainingHistory, patience: int | None,
-                 best_weights: list[np.ndarray] | None):
-        self.predictor, self.sentences, self.optimizers = predictor, sentences, optimizers
-        self.state, self.tensorboard, self.history, self.patience = state, tensorboard, history, patience
-        self.best_weights = best_weights
+    def __init__(self, predictor: Predictor, sentences: Sequence[Sentence], state: TrainingState,
+                 history: TrainingHistory, patience: int | None, best_weights: list[np.ndarray] | None):
+        self.predictor, self.sentences, self.state = predictor, sentences, state
+        self.history, self.patience, self.best_weights = history, patience, best_weights
 
     def run(self, progress: Progress) -> bool:
         """Evaluate now, updating ``progress``'s early-stopping state; return whether to stop early."""
         started = time.perf_counter()
         model = self.predictor.model
-        with averaged_weights(model, *self.optimizers):
+        with averaged_weights(model, *self.state.optimizers):
             predicted = self.predictor.predict_entities([sentence.tokens for sentence in self.sentences])
             report = evaluate(self.sentences, predicted)
             better = model.get_weights() if report.f1 > progress.best_f1 else None
@@ -50,8 +45,6 @@ class Validation:
                  progress.step, report.micro.precision, report.micro.recall, report.f1, seconds)
         self.history.record_evaluation(progress.step, progress.epoch, report.micro.precision, report.micro.recall,
                                        report.f1, seconds)
-        with self.tensorboard.as_default(step=progress.step):
-            tf.summary.scalar("val_f1", report.f1)
         if better is not None:
             self.best_weights = better
             progress.best_f1, progress.evaluations_since_best = report.f1, 0

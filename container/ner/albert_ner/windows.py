@@ -10,8 +10,9 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from albert_ner.data import Sentence
-from albert_ner.tag_schemes import Entity
+import numpy as np
+
+from albert_ner.sentences import Entity, Sentence
 
 #: Cuts between windows go preferably right after one of these.
 SENTENCE_PUNCTUATION = frozenset("。！？；，.!?;,")
@@ -94,3 +95,8 @@ def merge_window_tags(windows: Sequence[Window], window_tags: Sequence[Sequence[
             )
         merged.extend(tags)
     return merged
+
+
+def window_features(features: np.ndarray, offset: int, window: Sentence) -> np.ndarray:
+    """The rows of a sentence's lexicon features that belong to one of its windows."""
+    return features[offset:offset + len(window.tokens)]

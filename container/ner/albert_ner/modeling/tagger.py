@@ -143,3 +143,9 @@ class AlbertTagger(keras.Model):
             "allowed": None if self.allowed is None else [mask.tolist() for mask in self.allowed],
             "name": self.name,
         }
+
+
+def build_model(model: AlbertTagger, pad_id: int) -> None:
+    """Create the model's variables by running it once on a one-character batch."""
+    model(tf.fill([1, 1], pad_id), tf.ones([1], tf.int32), tf.zeros([1, 1, model.lexicon_size], tf.uint8),
+          training=False)

@@ -26,14 +26,13 @@ from albert_ner.readers.spans import (
     Mention,
     ReadOptions,
     ReadReport,
-    Sentence,
     check_mentions,
     check_type,
     located,
     overlap_order,
     resolve_overlaps,
 )
-from albert_ner.tag_schemes import Entity
+from albert_ner.sentences import Entity, Sentence
 
 FORMAT = "brat"
 _ANNOTATION_LINE = re.compile(r"[TREAMN*#][^\t]*\t")

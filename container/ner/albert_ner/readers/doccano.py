@@ -22,15 +22,8 @@ from typing import Any
 
 from albert_ner.errors import DataError
 from albert_ner.files import PathLike
-from albert_ner.readers.spans import (
-    Mention,
-    ReadOptions,
-    ReadReport,
-    Sentence,
-    check_type,
-    located,
-    resolve_overlaps,
-)
+from albert_ner.readers.spans import Mention, ReadOptions, ReadReport, check_type, located, resolve_overlaps
+from albert_ner.sentences import Sentence
 
 JSONL_FORMAT = "jsonl"
 FORMAT = "doccano"
@@ -119,3 +112,16 @@ def _first_key(mapping: dict[str, Any], keys: tuple[str, ...]) -> Any:
 
 def _json(value: Any) -> str:
     return json.dumps(value, ensure_ascii=False)
+
+
+def to_json_line(sentence: Sentence) -> str:
+    """One sentence as the project's JSON Lines, with character offsets and where it was read from.
+
+    Tokens are joined as they are, so the offsets count characters even for multi-character tokens.
+    """
+    offsets = [0]
+    for token in sentence.tokens:
+        offsets.append(offsets[-1] + len(token))
+    entities = [[offsets[e.start], offsets[e.end], e.type] for e in sentence.entities]
+    return json.dumps({"text": "".join(sentence.tokens), "entities": entities, "read_from": sentence.source},
+                      ensure_ascii=False) + "\n"

@@ -21,16 +21,8 @@ from typing import Any
 
 from albert_ner.errors import DataError
 from albert_ner.files import PathLike
-from albert_ner.readers.spans import (
-    Mention,
-    ReadOptions,
-    ReadReport,
-    Sentence,
-    check_offset,
-    check_type,
-    located,
-    sentence_from,
-)
+from albert_ner.readers.spans import Mention, ReadOptions, ReadReport, check_offset, check_type, located, sentence_from
+from albert_ner.sentences import Sentence
 
 FORMAT = "label-studio"
 _MIN_FIELDS = {"id", "annotator", "annotation_id", "created_at", "updated_at", "lead_time", "agreement"}

@@ -1,4 +1,4 @@
-"""What every reader shares: sentences, the read report and options, offset checks and overlap handling.
+"""What every reader shares: the read report and options, offset checks and overlap handling.
 
 Labelling tools store entities as character offsets into a text. Three things go wrong with them in
 practice, and each is handled here once for all formats:
@@ -23,19 +23,10 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 from albert_ner.errors import DataError
-from albert_ner.tag_schemes import Entity
+from albert_ner.sentences import Entity, Sentence
 
 OVERLAP_POLICIES = ("error", "longest", "first")
 REPAIR_LOCATIONS_KEPT = 20
-
-
-@dataclass(frozen=True)
-class Sentence:
-    """One labelled sentence: its tokens (one character each for Chinese) and entity spans over them."""
-
-    tokens: tuple[str, ...]
-    entities: tuple[Entity, ...]
-    source: str = ""  # "path:line" where it starts, for messages
 
 
 @dataclass(frozen=True)
@@ -102,6 +93,12 @@ class ReadReport:
             parts.append(f"UTF-16 offsets converted in {self.utf16_converted} record(s)")
         parts += [f"{count} {kind} skipped" for kind, count in sorted(self.skipped.items())]
         return "; ".join(parts)
+
+
+def require_content(text: str, path: str | os.PathLike[str]) -> None:
+    """Fail on a file with nothing but whitespace: every format needs at least one record."""
+    if not text.strip():
+        raise DataError("empty file: no sentences", path)
 
 
 def located(path: str | os.PathLike[str], line: int) -> str:

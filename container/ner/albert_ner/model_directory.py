@@ -1,0 +1,97 @@
+"""What a model directory holds (``/opt/ml/model``, which SageMaker packs into model.tar.gz) and how the
+tagger is written into it and read back.
+
+Every file a model directory can hold is named here, so the Predictor, the SavedModel export, the
+calibration and the job's artifacts agree on one layout:
+
+==========================  ==========================================================================
+``model.weights.h5``        the tagger's weights (Keras)
+``model_config.json``       the tagger's constructor arguments, window length, case folding, where the
+                            pretrained encoder came from, and the lexicon's description
+``label_map.json``          the tag scheme and the tags, in the order of the model's outputs
+``vocab.txt``               the vocabulary, one token per line
+``lexicon.txt``             the dictionaries the model sees as features (only with a lexicon)
+``calibration.json``        ``{"temperature": T, ...}``, fitted on validation data (only when calibrated)
+``1/``                      the self-contained TensorFlow SavedModel (:mod:`albert_ner.export`)
+``validation_report.*``     the validation scores, as JSON and as a table (``test_report.*`` likewise)
+==========================  ==========================================================================
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+from albert_ner.files import replacing, write_text_atomically
+from albert_ner.lexicon import Lexicon, read_lexicon
+from albert_ner.modeling.tagger import AlbertTagger, build_model
+from albert_ner.tag_schemes import LabelMap
+from albert_ner.tokenization import CharTokenizer, Vocab
+
+WEIGHTS_FILE = "model.weights.h5"
+CONFIG_FILE = "model_config.json"
+LABEL_MAP_FILE = "label_map.json"
+VOCAB_FILE = "vocab.txt"
+LEXICON_FILE = "lexicon.txt"
+CALIBRATION_FILE = "calibration.json"
+#: The SavedModel's directory: a version number, as the AWS TensorFlow Serving container expects.
+SAVED_MODEL_VERSION = "1"
+#: The evaluation reports' file stems (each written as ``.json`` and ``.txt``).
+VALIDATION_REPORT = "validation_report"
+TEST_REPORT = "test_report"
+
+
+@dataclass(frozen=True)
+class SavedTagger:
+    """Everything a model directory stores: the tagger with the vocabulary, labels and settings it needs."""
+
+    model: AlbertTagger
+    tokenizer: CharTokenizer
+    label_map: LabelMap
+    max_seq_length: int
+    pretrained: dict | None  # provenance of the pretrained encoder
+    temperature: float
+    lexicon: Lexicon | None
+
+
+def save_model(model_dir: Path, saved: SavedTagger) -> None:
+    """Write weights, config, label map, vocabulary, and the lexicon and calibration where there are any."""
+    model_dir.mkdir(parents=True, exist_ok=True)
+    with replacing(model_dir / WEIGHTS_FILE) as partial:
+        saved.model.save_weights(partial)
+    lexicon = None
+    if saved.lexicon is not None:
+        saved.lexicon.save(model_dir / LEXICON_FILE)
+        lexicon = {"file": LEXICON_FILE, "channels": list(saved.lexicon.channels),
+                   "sources": list(saved.lexicon.sources), "words": len(saved.lexicon.words)}
+    config = {"tagger": saved.model.get_config(), "max_seq_length": saved.max_seq_length,
+              "lower_case": saved.tokenizer.lower_case, "pretrained": saved.pretrained, "lexicon": lexicon}
+    write_text_atomically(model_dir / CONFIG_FILE, json.dumps(config, ensure_ascii=False) + "\n")
+    write_text_atomically(model_dir / LABEL_MAP_FILE,
+                          json.dumps(saved.label_map.to_dict(), ensure_ascii=False, indent=2) + "\n")
+    saved.tokenizer.vocab.save(model_dir / VOCAB_FILE)
+    if saved.temperature != 1.0:
+        write_text_atomically(model_dir / CALIBRATION_FILE, json.dumps({"temperature": saved.temperature}) + "\n")
+
+
+def load_model(model_dir: Path) -> SavedTagger:
+    """Read back what :func:`save_model` wrote (a model without ``calibration.json`` scores at temperature 1)."""
+    config = json.loads((model_dir / CONFIG_FILE).read_text(encoding="utf-8"))
+    label_map = LabelMap.from_dict(json.loads((model_dir / LABEL_MAP_FILE).read_text(encoding="utf-8")))
+    tokenizer = CharTokenizer(Vocab.from_file(model_dir / VOCAB_FILE), lower_case=config["lower_case"])
+    model = AlbertTagger(**config["tagger"])
+    build_model(model, tokenizer.vocab.pad_id)
+    model.load_weights(model_dir / WEIGHTS_FILE)
+    calibration_path = model_dir / CALIBRATION_FILE
+    temperature = 1.0
+    if calibration_path.exists():
+        temperature = float(json.loads(calibration_path.read_text(encoding="utf-8"))["temperature"])
+    lexicon = None
+    if config.get("lexicon"):
+        lexicon = read_lexicon([model_dir / config["lexicon"]["file"]], config["lexicon"]["sources"])
+        if list(lexicon.channels) != config["lexicon"]["channels"]:
+            raise ValueError(f"{model_dir / config['lexicon']['file']} does not give the channels "
+                             f"{CONFIG_FILE} names: the model directory is inconsistent")
+    return SavedTagger(model, tokenizer, label_map, config["max_seq_length"], config.get("pretrained"), temperature,
+                       lexicon)

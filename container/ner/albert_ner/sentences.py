@@ -1,0 +1,28 @@
+"""The data types everything between the readers and the model's output works on: entity spans and
+labelled sentences.
+
+This module imports nothing of the project, so that windows, batching, prediction and evaluation can use
+a sentence without pulling in the format readers or the tag schemes.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import NamedTuple
+
+
+class Entity(NamedTuple):
+    """A typed span of token offsets, ``end`` exclusive."""
+
+    start: int
+    end: int
+    type: str
+
+
+@dataclass(frozen=True)
+class Sentence:
+    """One labelled sentence: its tokens (one character each for Chinese) and entity spans over them."""
+
+    tokens: tuple[str, ...]
+    entities: tuple[Entity, ...]
+    source: str = ""  # "path:line" where it starts, for messages
