@@ -1,8 +1,8 @@
 #!/usr/bin/env python3
-"""Print the README's hyperparameter table from the Hyperparameters dataclass, or rewrite it in place.
+"""Print the hyperparameter table of docs/sagemaker.md from the Hyperparameters dataclass, or rewrite it there.
 
     python scripts/hyperparameter_table.py           # print
-    python scripts/hyperparameter_table.py --write   # replace the table under "### Hyperparameters"
+    python scripts/hyperparameter_table.py --write   # replace the table under "## Hyperparameters" in docs/sagemaker.md
 """
 
 from __future__ import annotations
@@ -14,8 +14,8 @@ from pathlib import Path
 
 from albert_ner.hyperparameters import describe_hyperparameters
 
-README = Path(__file__).resolve().parents[1] / "README.md"
-SECTION = re.compile(r"(### Hyperparameters\n\n)(\|.*?\n)(?=\n)", re.S)
+TABLE_PAGE = Path(__file__).resolve().parents[1] / "docs" / "sagemaker.md"
+SECTION = re.compile(r"(^## Hyperparameters\n\n)(\|.*?\n)(?=\n)", re.S | re.M)
 
 
 def table() -> str:
@@ -29,10 +29,10 @@ def main() -> None:
     if "--write" not in sys.argv[1:]:
         print(table(), end="")
         return
-    text = README.read_text(encoding="utf-8")
+    text = TABLE_PAGE.read_text(encoding="utf-8")
     if not SECTION.search(text):
-        raise SystemExit(f"{README}: no table under '### Hyperparameters'")
-    README.write_text(SECTION.sub(lambda match: match.group(1) + table(), text, count=1), encoding="utf-8")
+        raise SystemExit(f"{TABLE_PAGE}: no table under '## Hyperparameters'")
+    TABLE_PAGE.write_text(SECTION.sub(lambda match: match.group(1) + table(), text, count=1), encoding="utf-8")
 
 
 if __name__ == "__main__":
