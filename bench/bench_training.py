@@ -407,7 +407,7 @@ def main() -> int:
     started = time.monotonic()
     import tensorflow as tf
 
-    from albert_ner.serving import available_cores
+    from albert_ner.resources import available_cores
 
     gpu = bool(tf.config.list_physical_devices("GPU"))
     precisions = (args.precisions or ("float32,float16,bfloat16" if gpu else "float32,bfloat16")).split(",")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import re
 import subprocess
 import sys
@@ -173,6 +174,19 @@ def test_missing_training_channel_is_explained(opt_ml: OptMl) -> None:
     opt_ml.add_channel("validation", SAMPLE / "validation.jsonl")
     reason = failure_reason(opt_ml, opt_ml.run_train())
     assert reason.startswith("no `training` channel") and "validation" in reason
+
+
+def test_albert_ner_train_takes_the_base_dir_as_an_argument(opt_ml: OptMl, monkeypatch: pytest.MonkeyPatch) -> None:
+    """``albert-ner train --base-dir`` runs the job on that tree without setting SAGEMAKER_BASE_DIR in
+    the process environment (which a later job in the same process would inherit)."""
+    from albert_ner.cli import main
+
+    monkeypatch.delenv("SAGEMAKER_BASE_DIR", raising=False)
+    opt_ml.write_hyperparameters(TINY_HYPERPARAMETERS)
+    opt_ml.add_channel("validation", SAMPLE / "validation.jsonl")
+    assert main(["train", "--base-dir", str(opt_ml.base)]) == 1
+    assert opt_ml.failure.read_text(encoding="utf-8").startswith("no `training` channel")
+    assert "SAGEMAKER_BASE_DIR" not in os.environ
 
 
 @pytest.mark.parametrize("family", ["brightmart", "google"])
