@@ -27,7 +27,8 @@ from conftest import TINY_HYPERPARAMETERS, TRAIN, OptMl, sample_job
 
 
 class ArchiveHost:
-    """storage.googleapis.com's paths under a temporary root; counts requests; honours Range (resume)."""
+    """storage.googleapis.com's paths under a temporary root; counts requests; honours Range (resume), with
+    416 and the length for a range past the end."""
 
     def __init__(self, root: Path):
         self.root = root
@@ -50,6 +51,12 @@ class ArchiveHost:
                     return
                 data = path.read_bytes()
                 start = int(self.headers["Range"][6:].split("-")[0]) if self.headers.get("Range") else 0
+                if start >= len(data) > 0:  # as real servers answer a range past the end (RFC 9110)
+                    self.send_response(416)
+                    self.send_header("Content-Range", f"bytes */{len(data)}")
+                    self.send_header("Content-Length", "0")
+                    self.end_headers()
+                    return
                 self.send_response(206 if start else 200)
                 if start:
                     self.send_header("Content-Range", f"bytes {start}-{len(data) - 1}/{len(data)}")

@@ -28,6 +28,8 @@ _CHUNK = 1024 * 1024
 _PROGRESS_SECONDS = 5.0
 _TIMEOUT_SECONDS = 60
 _CONTENT_RANGE = re.compile(r"bytes (\d+)-(\d+)/(\d+)")
+#: What a server answers with 416 (Range Not Satisfiable): the resource's whole length (RFC 9110, 14.4).
+_UNSATISFIED_RANGE = re.compile(r"bytes \*/(\d+)")
 
 
 def sha256_of(path: Path) -> str:
@@ -70,7 +72,23 @@ def download(url: str, destination: Path, what: str, sha256: str | None = None) 
 def _fetch(url: str, partial: Path, what: str) -> None:
     have = partial.stat().st_size if partial.exists() else 0
     request = urllib.request.Request(url, headers={"Range": f"bytes={have}-"} if have else {})
-    with urllib.request.urlopen(request, timeout=_TIMEOUT_SECONDS) as response:
+    try:
+        response = urllib.request.urlopen(request, timeout=_TIMEOUT_SECONDS)
+    except urllib.error.HTTPError as error:
+        if not (have and error.code == 416):
+            raise
+        # Nothing left to send from `have` on: the partial file is complete (the caller then checks its sha256)
+        # when the server's length is `have`; otherwise it is not this file, and the download starts over.
+        match = _UNSATISFIED_RANGE.fullmatch(error.headers.get("Content-Range", ""))
+        if match is not None and int(match.group(1)) == have:
+            log.info("%s: the %s kept from an earlier download are the whole file", what, _mib(have))
+            return
+        log.warning("%s: %s refused to resume at %s (HTTP 416, Content-Range %r); starting over", what, url,
+                    _mib(have), error.headers.get("Content-Range"))
+        partial.unlink()
+        _fetch(url, partial, what)
+        return
+    with response:
         if have and response.status == 206:
             match = _CONTENT_RANGE.fullmatch(response.headers.get("Content-Range", ""))
             if match is None or int(match.group(1)) != have:
