@@ -4,6 +4,7 @@ fix. Marked ``reliability``, so the group runs alone: ``pytest -m reliability``.
 from __future__ import annotations
 
 import hashlib
+import json
 import logging
 from pathlib import Path
 
@@ -11,6 +12,7 @@ import pytest
 
 from albert_ner.pretrained.downloads import download
 from test_pretrained_sources import ArchiveHost
+from test_serve import call, ready_app
 
 pytestmark = pytest.mark.reliability
 
@@ -49,3 +51,13 @@ def test_a_partial_file_longer_than_the_served_one_starts_over(tmp_path: Path, h
     download(url, destination, "test archive", hashlib.sha256(data).hexdigest())
     assert destination.read_bytes() == data
     assert host.requests == [f"GET /archives/weights.zip bytes={len(data) + 27}-", "GET /archives/weights.zip"]
+
+
+def test_max_payload_of_zero_accepts_bodies_streamed_in_chunks() -> None:
+    """``SAGEMAKER_MAX_PAYLOAD_IN_MB=0`` is AWS's value for batch transform bodies sent in HTTP chunks."""
+    app = ready_app({"SAGEMAKER_BATCH": "true", "SAGEMAKER_MAX_PAYLOAD_IN_MB": "0"})
+    assert json.loads(call(app, "GET", "/execution-parameters")[1])["MaxPayloadInMB"] == 0
+    body = ("a" * 1000 + "\n") * 7000  # 7 MB: past the 6 MB default
+    for declared in (True, False):
+        status, answer = call(app, "POST", "/invocations", body.encode(), "text/plain", content_length=declared)
+        assert status == 200 and len(answer.decode().splitlines()) == 7000

@@ -162,8 +162,10 @@ class ServingSettings:
     max_batch_delay: float  # seconds
 
     @property
-    def max_payload_bytes(self) -> int:
-        return self.max_payload_mb * MIB
+    def max_payload_bytes(self) -> int | None:
+        """The body limit; None for ``SAGEMAKER_MAX_PAYLOAD_IN_MB=0``, which AWS documents for batch transform
+        bodies streamed in HTTP chunks, of no declared size."""
+        return self.max_payload_mb * MIB if self.max_payload_mb else None
 
     @property
     def max_concurrent_transforms(self) -> int:

@@ -92,10 +92,12 @@ class InferenceApp:
 
     def _read_body(self, environ: dict) -> bytes:
         limit = self.settings.max_payload_bytes
+        stream = environ["wsgi.input"]
+        if limit is None:
+            return stream.read()
         too_large = RequestError(413, f"the body is larger than the {self.settings.max_payload_mb} MB limit"
                                       + (" (SAGEMAKER_MAX_PAYLOAD_IN_MB)" if self.settings.batch_mode else ""))
         length = environ.get("CONTENT_LENGTH") or ""
-        stream = environ["wsgi.input"]
         if length.strip():
             try:
                 size = int(length)
