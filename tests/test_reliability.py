@@ -10,8 +10,13 @@ from pathlib import Path
 
 import pytest
 
+from albert_fixtures import write_pretrained_directory
+from albert_ner.errors import CheckpointError
 from albert_ner.pretrained.downloads import download
-from test_pretrained_sources import ArchiveHost
+from albert_ner.pretrained.sources import resolve_pretrained_model
+from albert_ner.redaction import REDACTED, redact_text, redact_url
+from conftest import TINY_HYPERPARAMETERS, OptMl, sample_job
+from test_pretrained_sources import ArchiveHost, _zip_directory
 from test_serve import call, ready_app
 
 pytestmark = pytest.mark.reliability
@@ -61,3 +66,48 @@ def test_max_payload_of_zero_accepts_bodies_streamed_in_chunks() -> None:
     for declared in (True, False):
         status, answer = call(app, "POST", "/invocations", body.encode(), "text/plain", content_length=declared)
         assert status == 200 and len(answer.decode().splitlines()) == 7000
+
+
+# ---------------------------------------------------------------------------------------------- secrets
+TOKEN = "tok0123456789abcdefghijABCDEFGHIJ42"
+
+
+def test_urls_lose_user_info_secret_parameters_and_token_segments() -> None:
+    assert redact_url("http://user:secret@host:8080/a/b.zip") == f"http://{REDACTED}@host:8080/a/b.zip"
+    assert redact_url(f"https://host/{TOKEN}/albert_zh/x.zip") == f"https://host/{REDACTED}/albert_zh/x.zip"
+    signed = "https://b.s3.amazonaws.com/x.zip?X-Amz-Credential=AKIA&X-Amz-Signature=abc&X-Amz-Expires=60"
+    assert redact_url(signed) == (f"https://b.s3.amazonaws.com/x.zip?X-Amz-Credential={REDACTED}"
+                                  f"&X-Amz-Signature={REDACTED}&X-Amz-Expires=60")
+    assert redact_url("https://huggingface.co/albert_zh/x.zip") == "https://huggingface.co/albert_zh/x.zip"
+    text = "failed: <urlopen http://u:pw@h/x?token=t1 reset> and 'https://h/y?api_key=k2'"
+    assert "pw" not in redact_text(text) and "t1" not in redact_text(text) and "k2" not in redact_text(text)
+
+
+def test_an_endpoint_with_user_info_is_refused_by_name_without_its_secret(opt_ml: OptMl,
+                                                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    """The job fails naming ALBERT_NER_ARCHIVE_ENDPOINT; neither output/failure nor the log holds the password."""
+    sample_job(opt_ml, {**TINY_HYPERPARAMETERS, "pretrained_model": "albert_tiny_zh"})
+    monkeypatch.setenv("ALBERT_NER_ARCHIVE_ENDPOINT", "http://builder:s3cr3t@127.0.0.1:9/mirror")
+    result = opt_ml.run_train()
+    assert result.returncode == 1
+    failure = opt_ml.failure.read_text(encoding="utf-8")
+    assert failure.startswith("ALBERT_NER_ARCHIVE_ENDPOINT=") and "user name and password" in failure
+    for text in (failure, result.stdout + result.stderr, (opt_ml.output_data_dir / "training.log").read_text()):
+        assert "s3cr3t" not in text
+
+
+def test_a_token_in_the_endpoint_path_is_not_saved(tmp_path: Path, host: ArchiveHost) -> None:
+    """The cache manifest and the provenance (model_config.json, report.html) keep the URL without the token."""
+    write_pretrained_directory(tmp_path / "albert_tiny", family="brightmart")
+    _zip_directory(tmp_path / "albert_tiny", host.root / TOKEN / "albert_zh" / "albert_tiny.zip", "albert_tiny")
+    environ = {"ALBERT_NER_ARCHIVE_ENDPOINT": f"{host.endpoint}/{TOKEN}", "ALBERT_NER_CACHE_DIR": str(tmp_path / "c")}
+    source = resolve_pretrained_model("albert_tiny_zh", environ)
+    assert source.provenance()["url"] == f"{host.endpoint}/{REDACTED}/albert_zh/albert_tiny.zip"
+    saved = [path.read_text(encoding="utf-8") for path in (tmp_path / "c").rglob("*.json")]
+    assert saved and not any(TOKEN in text for text in saved)
+
+
+def test_a_download_error_names_the_url_without_its_secret(tmp_path: Path, host: ArchiveHost) -> None:
+    with pytest.raises(CheckpointError) as raised:
+        download(f"{host.endpoint}/missing.zip?token=s3cr3t", tmp_path / "x.zip", "test archive")
+    assert "HTTP 404" in str(raised.value) and "s3cr3t" not in str(raised.value)

@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING, TextIO
 from albert_ner.environment import TrainingEnvironment, failure_path, output_data_dir
 from albert_ner.errors import AlbertNerError, DataError, HyperparameterError, TrainingStopped
 from albert_ner.files import replace_atomically, write_text_atomically
+from albert_ner.redaction import RedactingFormatter, redact_text
 from albert_ner.text_records import text_of
 
 if TYPE_CHECKING:
@@ -98,7 +99,7 @@ def _reason(error: BaseException) -> str:
 def _write_failure(path: Path, error: BaseException) -> None:
     """SageMaker shows the first 1,024 characters as FailureReason: the reason comes first."""
     details = "".join(traceback.format_exception(error))
-    write_text_atomically(path, f"{_reason(error)}\n\n{details}")
+    write_text_atomically(path, redact_text(f"{_reason(error)}\n\n{details}"))
 
 
 def _configure_logging(log_dir: Path) -> Path | None:
@@ -109,7 +110,7 @@ def _configure_logging(log_dir: Path) -> Path | None:
     """
     root = logging.getLogger()
     root.setLevel(logging.INFO)
-    formatter = logging.Formatter(LOG_FORMAT)
+    formatter = RedactingFormatter(LOG_FORMAT)
     console = logging.StreamHandler(sys.stdout)
     console.setFormatter(formatter)
     root.handlers = [console]
@@ -265,7 +266,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.error(f"--budget must be a positive number of sentences, got {args.budget}")
     if args.command == "train":
         return run_training(args.hyperparameters, args.base_dir)
-    logging.basicConfig(level=logging.INFO, format=LOG_FORMAT, stream=sys.stderr)
+    logging.basicConfig(level=logging.INFO, stream=sys.stderr)
+    logging.getLogger().handlers[0].setFormatter(RedactingFormatter(LOG_FORMAT))
     try:
         if args.command == "evaluate":
             return _evaluate(args)
@@ -281,7 +283,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _calibrate(args)
         return _predict(args)
     except AlbertNerError as error:
-        print(f"albert-ner {args.command}: {error}", file=sys.stderr)
+        print(f"albert-ner {args.command}: {redact_text(str(error))}", file=sys.stderr)
         return 2
 
 

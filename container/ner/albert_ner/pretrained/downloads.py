@@ -20,6 +20,7 @@ import urllib.request
 from pathlib import Path
 
 from albert_ner.errors import CheckpointError
+from albert_ner.redaction import redact_url
 
 log = logging.getLogger(__name__)
 
@@ -44,17 +45,18 @@ def download(url: str, destination: Path, what: str, sha256: str | None = None) 
     """Fetch ``url`` to ``destination``, resuming a partial file, or raise CheckpointError naming ``what``."""
     partial = destination.with_name(destination.name + ".partial")
     destination.parent.mkdir(parents=True, exist_ok=True)
+    shown = redact_url(url)  # what messages say: the URL without any credentials in it
     for attempt in range(1, ATTEMPTS + 1):
         try:
             _fetch(url, partial, what)
             break
         except (OSError, http.client.HTTPException) as error:
             if isinstance(error, urllib.error.HTTPError):
-                raise CheckpointError(f"{what}: {url} answered HTTP {error.code} {error.reason}; check the name "
+                raise CheckpointError(f"{what}: {shown} answered HTTP {error.code} {error.reason}; check the name "
                                       "and ALBERT_NER_ARCHIVE_ENDPOINT (the mirror must keep the original paths)"
                                       ) from error
             if attempt == ATTEMPTS:
-                raise CheckpointError(f"{what}: download from {url} failed after {ATTEMPTS} attempts: {error}; "
+                raise CheckpointError(f"{what}: download from {shown} failed after {ATTEMPTS} attempts: {error}; "
                                       f"{partial.stat().st_size if partial.exists() else 0:,} bytes are kept in "
                                       f"{partial} and the next run resumes from there") from error
             log.warning("%s: download interrupted (%s); resuming (attempt %d of %d)", what, error, attempt + 1,
@@ -64,7 +66,7 @@ def download(url: str, destination: Path, what: str, sha256: str | None = None) 
         found = sha256_of(partial)
         if found != sha256:
             partial.unlink()
-            raise CheckpointError(f"{what}: {url} has sha256 {found}, but the published one is {sha256}; the "
+            raise CheckpointError(f"{what}: {shown} has sha256 {found}, but the published one is {sha256}; the "
                                   "download was removed: check ALBERT_NER_ARCHIVE_ENDPOINT's copy")
     os.replace(partial, destination)
 
@@ -83,7 +85,7 @@ def _fetch(url: str, partial: Path, what: str) -> None:
         if match is not None and int(match.group(1)) == have:
             log.info("%s: the %s kept from an earlier download are the whole file", what, _mib(have))
             return
-        log.warning("%s: %s refused to resume at %s (HTTP 416, Content-Range %r); starting over", what, url,
+        log.warning("%s: %s refused to resume at %s (HTTP 416, Content-Range %r); starting over", what, redact_url(url),
                     _mib(have), error.headers.get("Content-Range"))
         partial.unlink()
         _fetch(url, partial, what)
@@ -92,7 +94,7 @@ def _fetch(url: str, partial: Path, what: str) -> None:
         if have and response.status == 206:
             match = _CONTENT_RANGE.fullmatch(response.headers.get("Content-Range", ""))
             if match is None or int(match.group(1)) != have:
-                raise CheckpointError(f"{what}: {url} answered a resume request with Content-Range "
+                raise CheckpointError(f"{what}: {redact_url(url)} answered a resume request with Content-Range "
                                       f"{response.headers.get('Content-Range')!r}, not bytes {have}-")
             total = int(match.group(3))
             mode = "ab"
@@ -100,8 +102,8 @@ def _fetch(url: str, partial: Path, what: str) -> None:
         else:
             length = response.headers.get("Content-Length")
             if length is None or not length.isdigit():
-                raise CheckpointError(f"{what}: {url} sends no Content-Length, so a complete download cannot be "
-                                      "told from a truncated one")
+                raise CheckpointError(f"{what}: {redact_url(url)} sends no Content-Length, so a complete download "
+                                      "cannot be told from a truncated one")
             total, have, mode = int(length), 0, "wb"
         reported = time.monotonic()
         with open(partial, mode) as output:

@@ -30,6 +30,7 @@ from huggingface_hub.repocard import metadata_load
 from albert_ner.errors import CheckpointError
 from albert_ner.pretrained.checkpoint import TRANSFORMERS_WEIGHTS
 from albert_ner.pretrained.downloads import sha256_of
+from albert_ner.redaction import redact_url, user_info
 
 log = logging.getLogger(__name__)
 
@@ -51,6 +52,9 @@ def fetch_from_hub(name: str, repo_id: str, revision: str) -> HubSnapshot:
     """The cached snapshot of ``repo_id`` at ``revision``, downloading what is missing; ``name`` is the user's
     spelling, repeated in every error together with what to do."""
     where = f"pretrained_model={name!r}"
+    if user_info(constants.ENDPOINT):
+        raise CheckpointError(f"{where}: HF_ENDPOINT={redact_url(constants.ENDPOINT)!r} carries a user name and "
+                              "password, which albert-ner does not send: give the mirror's token in HF_TOKEN")
     try:
         directory = _cached(repo_id, revision) if (constants.is_offline_mode() or _COMMIT.fullmatch(revision)) \
             else None

@@ -34,6 +34,7 @@ from albert_ner.pretrained import hub
 from albert_ner.pretrained.archives import extract_archive
 from albert_ner.pretrained.checkpoint import TF1, find_pretrained
 from albert_ner.pretrained.downloads import download, sha256_of
+from albert_ner.redaction import redact_url, user_info
 
 log = logging.getLogger(__name__)
 
@@ -144,7 +145,7 @@ def _hub_source(name: str, repo_id: str, revision: str) -> PretrainedSource:
     snapshot = hub.fetch_from_hub(name, repo_id, revision)
     _log_licence(name, snapshot.license)
     return PretrainedSource(snapshot.directory, {
-        "source": "huggingface_hub", "pretrained_model": name, "endpoint": hub.constants.ENDPOINT,
+        "source": "huggingface_hub", "pretrained_model": name, "endpoint": redact_url(hub.constants.ENDPOINT),
         "repository": repo_id, "revision": revision, "commit": snapshot.commit,
         "weights_file": snapshot.weights_file, "weights_sha256": snapshot.weights_sha256,
         "license": snapshot.license})
@@ -159,7 +160,12 @@ def cache_dir(environ: Mapping[str, str]) -> Path:
 
 
 def archive_url(archive: Archive, environ: Mapping[str, str]) -> str:
+    """The archive's URL on ``ALBERT_NER_ARCHIVE_ENDPOINT`` (a mirror keeping the original paths), or the original."""
     host = environ.get("ALBERT_NER_ARCHIVE_ENDPOINT") or ARCHIVE_HOST
+    if user_info(host):
+        raise CheckpointError(f"ALBERT_NER_ARCHIVE_ENDPOINT={redact_url(host)!r} carries a user name and password, "
+                              "which albert-ner does not send: give a mirror that needs no credentials (an "
+                              "S3 VPC endpoint, a presigned or internal URL)")
     return host.rstrip("/") + archive.path
 
 
@@ -176,11 +182,11 @@ def _archive_source(name: str, archive: Archive, environ: Mapping[str, str]) -> 
         file_name = archive.path.rsplit("/", 1)[1]
         downloaded = root / "downloads" / f"{name.replace('/', '--')}--{file_name}"
         what = f"pretrained_model={name!r}"
-        log.info("pretrained_model %s: downloading %s into %s", name, url, root)
+        log.info("pretrained_model %s: downloading %s into %s", name, redact_url(url), root)
         download(url, downloaded, what, archive.sha256)
         archive_sha256 = sha256_of(downloaded)
-        origin = {"source": "archive", "pretrained_model": name, "url": url, "revision": f"sha256:{archive_sha256}",
-                  "archive_sha256": archive_sha256, "license": None}
+        origin = {"source": "archive", "pretrained_model": name, "url": redact_url(url),
+                  "revision": f"sha256:{archive_sha256}", "archive_sha256": archive_sha256, "license": None}
         try:
             with replacing(directory) as unpacked:
                 extract_archive(downloaded, unpacked)
@@ -188,7 +194,7 @@ def _archive_source(name: str, archive: Archive, environ: Mapping[str, str]) -> 
                 (unpacked / _MANIFEST).write_text(json.dumps(origin, indent=2) + "\n", encoding="utf-8")
         except CheckpointError as error:
             downloaded.unlink()
-            raise CheckpointError(f"{what}: {url}: {error}") from error
+            raise CheckpointError(f"{what}: {redact_url(url)}: {error}") from error
         downloaded.unlink()
     log.warning("pretrained_model %s: the archive carries no licence file; check the terms of its publisher "
                 "(https://github.com/brightmart/albert_zh, https://github.com/google-research/albert) before "
