@@ -111,3 +111,24 @@ def test_a_download_error_names_the_url_without_its_secret(tmp_path: Path, host:
     with pytest.raises(CheckpointError) as raised:
         download(f"{host.endpoint}/missing.zip?token=s3cr3t", tmp_path / "x.zip", "test archive")
     assert "HTTP 404" in str(raised.value) and "s3cr3t" not in str(raised.value)
+
+
+# ------------------------------------------------------------------------------------------------ the job
+def test_files_an_earlier_run_left_in_the_model_directory_are_removed(opt_ml: OptMl) -> None:
+    """A calibration.json from another model made the served scores use its temperature (4.0) while the
+    fresh SavedModel used 1.0: train owns the model directory, so what it did not write goes, logged."""
+    from albert_ner.prediction import Predictor
+
+    sample_job(opt_ml, TINY_HYPERPARAMETERS)
+    opt_ml.model_dir.mkdir(parents=True)
+    (opt_ml.model_dir / "calibration.json").write_text('{"temperature": 4.0}\n', encoding="utf-8")
+    (opt_ml.model_dir / "old_export").mkdir()
+    (opt_ml.model_dir / "old_export" / "saved_model.pb").write_bytes(b"stale")
+    result = opt_ml.run_train()
+    assert result.returncode == 0, result.stdout[-3000:]
+    assert not (opt_ml.model_dir / "calibration.json").exists() and not (opt_ml.model_dir / "old_export").exists()
+    for name in ("calibration.json", "old_export"):
+        assert f"removed {opt_ml.model_dir / name} from the model directory" in result.stdout
+    assert Predictor.load(opt_ml.model_dir).temperature == 1.0
+    assert {"model.weights.h5", "model_config.json", "vocab.txt", "1", "validation_report.json"} <= {
+        path.name for path in opt_ml.model_dir.iterdir()}

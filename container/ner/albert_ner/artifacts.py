@@ -37,6 +37,7 @@ def write_artifacts(outputs: JobOutputs, predictor: Predictor, evaluated: Sequen
     """The model directory (weights, config, vocabulary, SavedModel), each evaluated split's report in both
     ``model/`` and ``output/data``, the test predictions and a copy of the TensorBoard events."""
     started = time.perf_counter()
+    earlier = _entries(outputs.model_dir)
     predictor.save(outputs.model_dir)
     exporting = time.perf_counter()
     export_saved_model(predictor, outputs.model_dir)
@@ -48,11 +49,39 @@ def write_artifacts(outputs: JobOutputs, predictor: Predictor, evaluated: Sequen
         write_report(reports["validation"].report, directory, VALIDATION_REPORT)
         if "test" in reports:
             write_report(reports["test"].report, directory, TEST_REPORT)
+    remove_stale(outputs.model_dir, earlier)
     if "test" in reports and reports["test"].sentences:
         write_predictions(reports["test"].sentences, reports["test"].predicted,
                           outputs.output_data_dir / "test_predictions.jsonl")
     if outputs.tensorboard_dir.is_dir():
         shutil.copytree(outputs.tensorboard_dir, outputs.output_data_dir / "tensorboard", dirs_exist_ok=True)
+
+
+def _entries(directory: Path) -> dict[str, tuple[int, int]]:
+    """Each entry of ``directory`` with its (device, inode): every file the job writes is a new one, renamed
+    into place (files.py), so an entry whose inode survives the writing was not written by this run."""
+    if not directory.is_dir():
+        return {}
+    return {path.name: (path.lstat().st_dev, path.lstat().st_ino) for path in directory.iterdir()}
+
+
+def remove_stale(model_dir: Path, earlier: dict[str, tuple[int, int]]) -> None:
+    """Remove what an earlier run left in ``model_dir`` and this one did not write, saying so.
+
+    The job owns the model directory's layout: a stale ``calibration.json`` or SavedModel would otherwise be
+    served with the new weights (SageMaker starts every job with an empty ``/opt/ml/model``; a reused local
+    tree does not).
+    """
+    now = _entries(model_dir)
+    for name, identity in sorted(earlier.items()):
+        if now.get(name) == identity:
+            path = model_dir / name
+            log.warning("removed %s from the model directory: an earlier run left it, and this run did not write "
+                        "it", path)
+            if path.is_dir() and not path.is_symlink():
+                shutil.rmtree(path)
+            else:
+                path.unlink()
 
 
 def write_predictions(sentences: Sequence[Sentence], predicted: Sequence[Sequence[Entity]], path: Path) -> None:
