@@ -6,6 +6,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import re
 from pathlib import Path
 
 import pytest
@@ -132,3 +133,19 @@ def test_files_an_earlier_run_left_in_the_model_directory_are_removed(opt_ml: Op
     assert Predictor.load(opt_ml.model_dir).temperature == 1.0
     assert {"model.weights.h5", "model_config.json", "vocab.txt", "1", "validation_report.json"} <= {
         path.name for path in opt_ml.model_dir.iterdir()}
+
+
+def test_a_corrupt_checkpoint_state_file_resumes_instead_of_starting_over(opt_ml: OptMl) -> None:
+    """``checkpoints/checkpoint`` cut to 20 bytes: the next run resumes from the newest ckpt-N on disk."""
+    sample_job(opt_ml, {**TINY_HYPERPARAMETERS, "epochs": "1", "max_steps": "20", "checkpoint_every_steps": "10"})
+    first = opt_ml.run_train()
+    assert first.returncode == 0, first.stdout[-3000:]
+    checkpoints = opt_ml.base / "checkpoints"
+    state_file = checkpoints / "checkpoint"
+    state_file.write_bytes(state_file.read_bytes()[:20])
+    opt_ml.write_hyperparameters({**TINY_HYPERPARAMETERS, "epochs": "1", "max_steps": "25",
+                                  "checkpoint_every_steps": "10"})
+    second = opt_ml.run_train()
+    assert second.returncode == 0, second.stdout[-3000:]
+    assert "lists no checkpoint" in second.stdout
+    assert re.search(r"resuming from checkpoint \S+ckpt-20: epoch \d+, batch \d+, step 20", second.stdout)

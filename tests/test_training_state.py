@@ -69,3 +69,27 @@ def test_old_checkpoints_are_pruned_and_best_weights_kept(tmp_path) -> None:
     state.save_best_weights(model.get_weights())
     for saved, current in zip(state.load_best_weights(), model.get_weights(), strict=True):
         np.testing.assert_array_equal(saved, current)
+
+
+def test_a_corrupt_state_file_resumes_from_the_newest_checkpoint_on_disk(tmp_path, caplog) -> None:
+    """The ``checkpoint`` state file cut to 20 bytes made TensorFlow list no checkpoint: the job restarted at
+    step 0 and overwrote the intact ones."""
+    model, state = model_and_state(tmp_path, keep=3)
+    for step in (10, 20):
+        state.save(Progress(epoch=0, next_batch=step, step=step, best_f1=0.1, evaluations_since_best=0))
+    state_file = tmp_path / "checkpoint"
+    state_file.write_bytes(state_file.read_bytes()[:20])
+    with caplog.at_level(logging.WARNING):
+        progress = model_and_state(tmp_path, keep=3)[1].restore()
+    assert progress is not None and progress.step == 20
+    assert "lists no checkpoint" in caplog.text
+
+
+def test_checkpoints_none_of_which_can_be_read_are_not_started_over_on(tmp_path) -> None:
+    _, state = model_and_state(tmp_path)
+    path = state.save(Progress(epoch=0, next_batch=5, step=5, best_f1=0.1, evaluations_since_best=0))
+    data = next(tmp_path.glob("ckpt-5.data-*"))
+    data.write_bytes(data.read_bytes()[:10])
+    with pytest.raises(CheckpointError, match=r"none of its 1 checkpoint\(s\) can be read"):
+        model_and_state(tmp_path)[1].restore()
+    assert path.endswith("ckpt-5")

@@ -17,6 +17,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import os
+import re
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -77,7 +78,8 @@ class TrainingState:
         warning naming it. One that reads but does not fit this model is an error: starting over would
         overwrite a job's checkpoints with another one's.
         """
-        for path in reversed(self._manager.checkpoints):
+        candidates = self._candidates()
+        for path in candidates:
             try:
                 self._checkpoint.read(path).assert_existing_objects_matched()
             except (tf.errors.OpError, ValueError, IndexError) as error:
@@ -94,7 +96,25 @@ class TrainingState:
             log.info("resuming from checkpoint %s: epoch %d, batch %d, step %d, best validation F1 %.4f",
                      path, epoch, next_batch, step, progress.best_f1)
             return progress
+        if candidates:
+            raise CheckpointError(f"{self.directory}: none of its {len(candidates)} checkpoint(s) can be read, and "
+                                  "starting over would overwrite them: restore them, or remove them to start over")
         return None
+
+    def _candidates(self) -> list[str]:
+        """The checkpoints to try, newest first: those the state file (``checkpoint``) lists, else every
+        ``ckpt-N`` on disk, so that a state file cut short or lost does not make a job start over on top of
+        its own checkpoints (TensorFlow then only logs "Checkpoint ignored")."""
+        listed = list(reversed(self._manager.checkpoints))
+        if listed:
+            return listed
+        found = sorted(((int(match.group(1)), str(path.with_suffix("")))
+                        for path in self.directory.glob("ckpt-*.index")
+                        if (match := re.fullmatch(r"ckpt-(\d+)\.index", path.name))), reverse=True)
+        if found:
+            log.warning("%s lists no checkpoint (it is missing or unreadable), but %d are on disk: resuming from "
+                        "the newest that can be read", self.directory / "checkpoint", len(found))
+        return [prefix for _, prefix in found]
 
     def save(self, progress: Progress) -> str:
         self._counters.assign([progress.epoch, progress.next_batch, progress.step, progress.evaluations_since_best])
