@@ -222,11 +222,12 @@ def test_export_replaces_an_earlier_export(exported) -> None:
     assert not (path / "stale").exists()
 
 
-def test_albert_ner_export_writes_the_saved_model_of_a_model_directory(exported, tmp_path, capsys) -> None:
+def test_albert_ner_export_writes_the_saved_model_of_a_model_directory(tmp_path, capsys) -> None:
     """``albert-ner export MODEL_DIR`` gives an older model directory (no ``1/``) the SavedModel."""
     from albert_ner.cli import main
+    from test_prediction import random_predictor
 
-    predictor, _ = exported
+    predictor = random_predictor(["张三在北京大学工作。", "李四去了上海。"], seed=7)
     model_dir = tmp_path / "older model"
     predictor.save(model_dir)
     assert not (model_dir / "1").exists()
