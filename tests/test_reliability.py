@@ -149,3 +149,51 @@ def test_a_corrupt_checkpoint_state_file_resumes_instead_of_starting_over(opt_ml
     assert second.returncode == 0, second.stdout[-3000:]
     assert "lists no checkpoint" in second.stdout
     assert re.search(r"resuming from checkpoint \S+ckpt-20: epoch \d+, batch \d+, step 20", second.stdout)
+
+
+# ------------------------------------------------------------------------------------------ the endpoint
+def test_client_errors_are_answered_400_not_500() -> None:
+    """100,000 ``[`` raised RecursionError (500, a traceback in the log); a lone surrogate inside an entity
+    raised UnicodeEncodeError (500) when the answer was written."""
+    app = ready_app({})
+    status, body = call(app, "POST", "/invocations", b"[" * 100_000)
+    assert status == 400 and "nested too deeply" in json.loads(body)["error"]
+    status, body = call(app, "POST", "/invocations", b'{"text": "ab\\ud800cd"}')
+    assert status == 400 and "lone surrogate (U+D800)" in json.loads(body)["error"]
+    status, body = call(app, "POST", "/invocations", b'"ok"\n"x\\udfffy"\n', "application/jsonlines")
+    assert status == 400 and json.loads(body)["error"].startswith("text 2: character 1 is a lone surrogate")
+
+
+def test_one_failing_request_does_not_fail_those_that_shared_its_batch() -> None:
+    import threading
+
+    from albert_ner.serving.batcher import DynamicBatcher
+    from test_serve import fake_predict
+
+    started = threading.Event()
+
+    def predict(texts: list[str]) -> list:
+        if texts == ["first"]:
+            started.wait(5)  # holds the thread until the next three requests wait in one batch
+        if "boom" in texts:
+            raise RuntimeError("boom")
+        return fake_predict(texts)
+
+    batcher = DynamicBatcher(predict, max_batch_size=64, max_delay=0.05)
+    first = batcher.submit(["first"])
+    futures = [batcher.submit(texts) for texts in (["a"], ["boom"], ["b", "c"])]
+    started.set()
+    assert first.result(5)[0][0]["text"] == "first"
+    assert futures[0].result(5)[0][0]["text"] == "a" and len(futures[2].result(5)) == 2
+    with pytest.raises(RuntimeError, match="boom"):
+        futures[1].result(5)
+
+
+def test_deeply_nested_json_in_a_training_file_is_a_named_error(tmp_path: Path) -> None:
+    from albert_ner.data import read_data_file
+    from albert_ner.errors import DataError
+
+    path = tmp_path / "train.jsonl"
+    path.write_text('{"text": "好", "entities": []}\n' + "[" * 100_000 + "\n", encoding="utf-8")
+    with pytest.raises(DataError, match=r"train\.jsonl:2: JSON nested too deeply"):
+        read_data_file(path)

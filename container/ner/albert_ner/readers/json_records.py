@@ -74,6 +74,9 @@ def _decode(text: str, position: int, path: PathLike, start_line: int) -> tuple[
         where = (f"at column {error.colno}" if error.lineno == start_line
                  else f"in the value that starts on this line (at line {error.lineno}, column {error.colno})")
         raise DataError(f"invalid JSON {where}: {error.msg}", path, start_line) from None
+    except RecursionError:
+        raise DataError("JSON nested too deeply to be a record (thousands of levels of [ or {)", path,
+                        start_line) from None
 
 
 def _skip(text: str, position: int) -> int:

@@ -69,13 +69,23 @@ class DynamicBatcher:
             texts = [text for request_texts, _ in batch for text in request_texts]
             try:
                 results = self._predict(texts)
-            except Exception as error:  # noqa: BLE001 - the requests get the error, the thread goes on
-                log.exception("prediction failed for a batch of %d texts", len(texts))
-                for _, future in batch:
-                    future.set_exception(error)
+            except Exception as error:  # noqa: BLE001 - the request at fault gets the error; the thread goes on
+                log.exception("prediction failed for a batch of %d texts from %d request(s)", len(texts), len(batch))
+                if len(batch) == 1:
+                    batch[0][1].set_exception(error)
+                else:
+                    self._predict_alone(batch)
                 continue
             self.batches += 1
             position = 0
             for request_texts, future in batch:
                 future.set_result(results[position:position + len(request_texts)])
                 position += len(request_texts)
+
+    def _predict_alone(self, batch: list[tuple[list[str], Future]]) -> None:
+        """Each request of a failed batch again on its own, so that only the one at fault gets the error."""
+        for request_texts, future in batch:
+            try:
+                future.set_result(self._predict(request_texts))
+            except Exception as error:  # noqa: BLE001 - this request's own failure
+                future.set_exception(error)

@@ -42,10 +42,24 @@ def parse_texts(body: str, content_type: str) -> tuple[list[str], bool]:
     """The texts of a request body, and whether it asked for a single text (``{"text": ...}``)."""
     check_content_type(content_type)
     if content_type == JSON:
-        return _texts_of_json(body)
-    if content_type == TEXT:
-        return list(_lines(body)), False
-    return [_text_of_json_line(line, number) for number, line in enumerate(_lines(body), start=1)], False
+        texts, single = _texts_of_json(body)
+    elif content_type == TEXT:
+        texts, single = list(_lines(body)), False
+    else:
+        texts, single = [_text_of_json_line(line, number) for number, line in enumerate(_lines(body), start=1)], False
+    for number, text in enumerate(texts, start=1):
+        _require_unicode(text, number)
+    return texts, single
+
+
+def _require_unicode(text: str, number: int) -> None:
+    """A JSON ``\\ud800`` escape decodes to a lone surrogate, which is no character: it cannot be answered
+    in UTF-8, so it is the client's error, named here rather than failing the answer."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError as error:
+        raise RequestError(400, f"text {number}: character {error.start} is a lone surrogate "
+                                f"(U+{ord(text[error.start]):04X}), not Unicode text") from None
 
 
 def _lines(body: str) -> list[str]:
@@ -61,6 +75,9 @@ def _load_json(text: str, where: str = "") -> Any:
     except json.JSONDecodeError as error:
         position = f"line {error.lineno} column {error.colno}" if not where else f"{where} column {error.colno}"
         raise RequestError(400, f"malformed JSON at {position} (character {error.pos}): {error.msg}") from None
+    except RecursionError:
+        raise RequestError(400, f"JSON nested too deeply{' at ' + where if where else ''}: thousands of levels "
+                                "of [ or { are not a request") from None
 
 
 def _texts_of_json(body: str) -> tuple[list[str], bool]:
