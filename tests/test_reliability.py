@@ -197,3 +197,33 @@ def test_deeply_nested_json_in_a_training_file_is_a_named_error(tmp_path: Path) 
     path.write_text('{"text": "好", "entities": []}\n' + "[" * 100_000 + "\n", encoding="utf-8")
     with pytest.raises(DataError, match=r"train\.jsonl:2: JSON nested too deeply"):
         read_data_file(path)
+
+
+@pytest.mark.parametrize("damage", ["missing directory", "config not JSON", "no weights"])
+def test_a_broken_model_directory_is_named_in_model_terms_without_host_paths(trained_job, tmp_path: Path,
+                                                                              damage: str) -> None:
+    """/ping and /invocations answered 500 with a local path and a bare ``JSONDecodeError``."""
+    import shutil
+
+    from albert_ner.environment import ServingSettings
+    from albert_ner.serving.application import create_app
+
+    opt_ml, _ = trained_job
+    model_dir = tmp_path / "secret-host-dir" / "model"
+    if damage != "missing directory":
+        shutil.copytree(opt_ml.model_dir, model_dir)
+    if damage == "config not JSON":
+        (model_dir / "model_config.json").write_text('{"tagger": ', encoding="utf-8")
+    if damage == "no weights":
+        (model_dir / "model.weights.h5").unlink()
+    app = create_app(ServingSettings.from_environ({"SM_MODEL_DIR": str(model_dir),
+                                                   "SAGEMAKER_MODEL_SERVER_WORKERS": "1"}))
+    app._loader.join()
+    expected = {"missing directory": "the model directory does not exist",
+                "config not JSON": "model_config.json is not JSON (line 1, column 12",
+                "no weights": "the model directory has no model.weights.h5"}[damage]
+    for method, path in (("GET", "/ping"), ("POST", "/invocations")):
+        status, body = call(app, method, path, b'{"text": "a"}')
+        error = json.loads(body)["error"]
+        assert status == 500 and expected in error, error
+        assert "secret-host-dir" not in error and "Traceback" not in error and "JSONDecodeError" not in error

@@ -400,7 +400,9 @@ def test_ping_is_503_while_loading_and_500_when_loading_failed() -> None:
     assert call(app, "GET", "/ping")[0] == 200
 
     def broken_load():
-        raise FileNotFoundError("no model.weights.h5")
+        from albert_ner.errors import ModelDirectoryError
+
+        raise ModelDirectoryError("the model directory has no model.weights.h5")
 
     app = InferenceApp(ServingSettings.from_environ({"SAGEMAKER_MODEL_SERVER_WORKERS": "1"}), broken_load)
     app._loader.join()

@@ -35,6 +35,11 @@ class CheckpointError(AlbertNerError):
     """A pretrained ALBERT directory, config or checkpoint that does not fit the model."""
 
 
+class ModelDirectoryError(AlbertNerError):
+    """A model directory that lacks a file or holds one that cannot be read. The message names the file by
+    its name inside the model directory, never by a host path, so an endpoint can answer with it."""
+
+
 class HyperparameterError(AlbertNerError):
     """A hyperparameter that is unknown, of the wrong type, or out of range."""
 

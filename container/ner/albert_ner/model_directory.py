@@ -22,7 +22,9 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
+from albert_ner.errors import DataError, ModelDirectoryError
 from albert_ner.files import replacing, write_text_atomically
 from albert_ner.lexicon import Lexicon, read_lexicon
 from albert_ner.modeling.tagger import AlbertTagger, build_model
@@ -76,22 +78,70 @@ def save_model(model_dir: Path, saved: SavedTagger) -> None:
 
 
 def load_model(model_dir: Path) -> SavedTagger:
-    """Read back what :func:`save_model` wrote (a model without ``calibration.json`` scores at temperature 1)."""
-    config = json.loads((model_dir / CONFIG_FILE).read_text(encoding="utf-8"))
-    label_map = LabelMap.from_dict(json.loads((model_dir / LABEL_MAP_FILE).read_text(encoding="utf-8")))
-    tokenizer = CharTokenizer(Vocab.from_file(model_dir / VOCAB_FILE), lower_case=config["lower_case"])
-    model = AlbertTagger(**config["tagger"])
+    """Read back what :func:`save_model` wrote (a model without ``calibration.json`` scores at temperature 1).
+
+    Whatever is missing or unreadable is a :class:`~albert_ner.errors.ModelDirectoryError` naming the file
+    in the model directory's own terms; the underlying error is chained for the log.
+    """
+    if not model_dir.is_dir():
+        raise ModelDirectoryError("the model directory does not exist (or is not a directory)")
+    config = _read_json(model_dir, CONFIG_FILE)
+    try:
+        label_map = LabelMap.from_dict(_read_json(model_dir, LABEL_MAP_FILE))
+        tokenizer = CharTokenizer(_read_vocab(model_dir), lower_case=config["lower_case"])
+        model = AlbertTagger(**config["tagger"])
+        max_seq_length = config["max_seq_length"]
+    except (KeyError, TypeError, ValueError) as error:
+        raise ModelDirectoryError(f"{CONFIG_FILE} or {LABEL_MAP_FILE} does not describe a tagger "
+                                  f"({type(error).__name__}: {error})") from error
     build_model(model, tokenizer.vocab.pad_id)
-    model.load_weights(model_dir / WEIGHTS_FILE)
-    calibration_path = model_dir / CALIBRATION_FILE
+    if not (model_dir / WEIGHTS_FILE).is_file():
+        raise ModelDirectoryError(f"the model directory has no {WEIGHTS_FILE}")
+    try:
+        model.load_weights(model_dir / WEIGHTS_FILE)
+    except Exception as error:  # noqa: BLE001 - h5py, Keras and shape errors alike: the file does not fit
+        raise ModelDirectoryError(f"{WEIGHTS_FILE} cannot be loaded into the tagger {CONFIG_FILE} describes "
+                                  f"({type(error).__name__})") from error
     temperature = 1.0
-    if calibration_path.exists():
-        temperature = float(json.loads(calibration_path.read_text(encoding="utf-8"))["temperature"])
+    if (model_dir / CALIBRATION_FILE).exists():
+        try:
+            temperature = float(_read_json(model_dir, CALIBRATION_FILE)["temperature"])
+        except (KeyError, TypeError, ValueError) as error:
+            raise ModelDirectoryError(f"{CALIBRATION_FILE} holds no temperature ({type(error).__name__})") from error
     lexicon = None
     if config.get("lexicon"):
-        lexicon = read_lexicon([model_dir / config["lexicon"]["file"]], config["lexicon"]["sources"])
+        name = config["lexicon"]["file"]
+        try:
+            lexicon = read_lexicon([model_dir / name], config["lexicon"]["sources"])
+        except DataError as error:
+            raise ModelDirectoryError(f"{name}{'' if error.line is None else f':{error.line}'}: {error.reason}"
+                                      ) from error
         if list(lexicon.channels) != config["lexicon"]["channels"]:
-            raise ValueError(f"{model_dir / config['lexicon']['file']} does not give the channels "
-                             f"{CONFIG_FILE} names: the model directory is inconsistent")
-    return SavedTagger(model, tokenizer, label_map, config["max_seq_length"], config.get("pretrained"), temperature,
-                       lexicon)
+            raise ModelDirectoryError(f"{name} does not give the channels {CONFIG_FILE} names: the model "
+                                      "directory is inconsistent")
+    return SavedTagger(model, tokenizer, label_map, max_seq_length, config.get("pretrained"), temperature, lexicon)
+
+
+def _read_json(model_dir: Path, name: str) -> Any:
+    try:
+        text = (model_dir / name).read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ModelDirectoryError(f"the model directory has no {name}") from None
+    except (OSError, UnicodeDecodeError) as error:
+        raise ModelDirectoryError(f"{name} cannot be read ({type(error).__name__})") from error
+    try:
+        return json.loads(text)
+    except (json.JSONDecodeError, RecursionError) as error:
+        where = f"line {error.lineno}, column {error.colno}: {error.msg}" if isinstance(error, json.JSONDecodeError) \
+            else "nested too deeply"
+        raise ModelDirectoryError(f"{name} is not JSON ({where})") from None
+
+
+def _read_vocab(model_dir: Path) -> Vocab:
+    try:
+        return Vocab.from_file(model_dir / VOCAB_FILE)
+    except DataError as error:
+        raise ModelDirectoryError(f"{VOCAB_FILE}{'' if error.line is None else f':{error.line}'}: {error.reason}"
+                                  ) from error
+    except FileNotFoundError:
+        raise ModelDirectoryError(f"the model directory has no {VOCAB_FILE}") from None

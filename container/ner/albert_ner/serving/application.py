@@ -14,6 +14,7 @@ from collections.abc import Callable
 from typing import Any
 
 from albert_ner.environment import ServingSettings
+from albert_ner.errors import ModelDirectoryError
 from albert_ner.resources import MIB
 from albert_ner.serving.batcher import DynamicBatcher
 from albert_ner.serving.http_codec import (
@@ -45,7 +46,9 @@ class InferenceApp:
         try:
             predict = load()
         except BaseException as error:  # noqa: BLE001 - reported by /ping and /invocations
-            self.load_error = f"{type(error).__name__}: {error}"
+            # Clients get the problem in the model directory's terms; the paths and the traceback go to the log.
+            self.load_error = (str(error) if isinstance(error, ModelDirectoryError)
+                               else f"{type(error).__name__}; the details are in the server's log")
             log.exception("cannot load the model from %s", self.settings.model_dir)
             return
         self.batcher = DynamicBatcher(predict, self.settings.max_batch_size, self.settings.max_batch_delay)
@@ -116,7 +119,7 @@ class InferenceApp:
         if self.batcher is not None:
             return self.batcher
         if self.load_error is not None:
-            raise RequestError(500, f"the model failed to load from {self.settings.model_dir}: {self.load_error}")
+            raise RequestError(500, f"the model failed to load: {self.load_error}")
         raise RequestError(503, "the model is still loading")
 
     @staticmethod
