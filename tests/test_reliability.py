@@ -206,7 +206,8 @@ def test_a_broken_model_directory_is_named_in_model_terms_without_host_paths(tra
     import shutil
 
     from albert_ner.environment import ServingSettings
-    from albert_ner.serving.application import create_app
+    from albert_ner.prediction import Predictor
+    from albert_ner.serving.application import InferenceApp
 
     opt_ml, _ = trained_job
     model_dir = tmp_path / "secret-host-dir" / "model"
@@ -216,8 +217,9 @@ def test_a_broken_model_directory_is_named_in_model_terms_without_host_paths(tra
         (model_dir / "model_config.json").write_text('{"tagger": ', encoding="utf-8")
     if damage == "no weights":
         (model_dir / "model.weights.h5").unlink()
-    app = create_app(ServingSettings.from_environ({"SM_MODEL_DIR": str(model_dir),
-                                                   "SAGEMAKER_MODEL_SERVER_WORKERS": "1"}))
+    # The worker's loader without its TensorFlow thread settings, which this test process may have fixed already.
+    settings = ServingSettings.from_environ({"SM_MODEL_DIR": str(model_dir), "SAGEMAKER_MODEL_SERVER_WORKERS": "1"})
+    app = InferenceApp(settings, lambda: Predictor.load(settings.model_dir))
     app._loader.join()
     expected = {"missing directory": "the model directory does not exist",
                 "config not JSON": "model_config.json is not JSON (line 1, column 12",
