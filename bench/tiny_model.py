@@ -41,6 +41,6 @@ def random_tiny_model(model_dir: Path, texts: Sequence[str], seed: int = 1, lexi
                          lstm_units=128, lexicon_size=0 if lexicon is None else lexicon.feature_size,
                          allowed=label_map.allowed_transitions())
     build_model(model, vocab.pad_id)
-    predictor = Predictor(model, CharTokenizer(vocab), label_map, max_seq_length=128, lexicon=lexicon)
+    predictor = Predictor.of_model(model, CharTokenizer(vocab), label_map, max_seq_length=128, lexicon=lexicon)
     predictor.save(model_dir)
     return predictor

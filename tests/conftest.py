@@ -27,6 +27,8 @@ TINY_HYPERPARAMETERS = {
     "learning_rate": "1e-3",
     "head_learning_rate": "5e-3",
     "log_every_steps": "10",
+    # The ONNX copies take seconds to convert; the tests of them (test_onnx_runtime.py) turn them on.
+    "onnx_export": "off",
 }
 
 
@@ -86,7 +88,7 @@ def trained_job(tmp_path_factory: pytest.TempPathFactory) -> tuple[OptMl, subpro
     """One `train` run of the tiny model on the sample corpus, shared by every test that only reads its
     outputs (the model directory, the reports, the log). Tests must not write into it."""
     opt_ml = OptMl(tmp_path_factory.mktemp("trained") / "opt_ml")
-    sample_job(opt_ml, TINY_HYPERPARAMETERS)
+    sample_job(opt_ml, {**TINY_HYPERPARAMETERS, "onnx_export": "dynamic"})
     result = opt_ml.run_train()
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     return opt_ml, result

@@ -100,11 +100,11 @@ def lexicon_of(texts: list[str]) -> Lexicon:
     return Lexicon.from_words({word: frozenset(types) for word, types in words.items()}, ["test words"])
 
 
-@pytest.fixture(scope="module", params=["no lexicon", "lexicon"])
-def exported(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> tuple[Predictor, Path]:
+def random_tagger(with_lexicon: bool, temperature: float = 1.0) -> Predictor:
+    """The module's random tagger: a 32-token window, four entity types, some characters left unknown."""
     keras.utils.set_random_seed(3)
     texts = sample_texts()
-    lexicon = lexicon_of(texts + EDGE_CASES) if request.param == "lexicon" else None
+    lexicon = lexicon_of(texts + EDGE_CASES) if with_lexicon else None
     # Leave some characters out of the vocabulary, so that [UNK] is exercised too.
     vocab = Vocab.build([list(text) for text in texts[:60]] + [list("abcxyz。，ecolecafenaiveolcu")])
     label_map = LabelMap(["LOC", "ORG", "PER", "产品"], "bioes")
@@ -114,7 +114,13 @@ def exported(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFa
                          lstm_units=16, lexicon_size=0 if lexicon is None else lexicon.feature_size,
                          allowed=label_map.allowed_transitions())
     build_model(model, vocab.pad_id)
-    predictor = Predictor(model, CharTokenizer(vocab), label_map, max_seq_length=32, lexicon=lexicon)
+    return Predictor.of_model(model, CharTokenizer(vocab), label_map, max_seq_length=32, lexicon=lexicon,
+                              temperature=temperature)
+
+
+@pytest.fixture(scope="module", params=["no lexicon", "lexicon"])
+def exported(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> tuple[Predictor, Path]:
+    predictor = random_tagger(request.param == "lexicon")
     model_dir = tmp_path_factory.mktemp("exported") / "model"
     predictor.save(model_dir)
     path = export_saved_model(predictor, model_dir)

@@ -182,7 +182,7 @@ def test_a_saved_model_directory_keeps_the_dictionary(tmp_path: Path) -> None:
     model = AlbertTagger(config, len(label_map), cls_id=vocab.cls_id, sep_id=vocab.sep_id, pad_id=vocab.pad_id,
                          lstm_units=4, lexicon_size=lexicon.feature_size, allowed=label_map.allowed_transitions())
     build_model(model, vocab.pad_id)
-    predictor = Predictor(model, CharTokenizer(vocab), label_map, 16, lexicon=lexicon)
+    predictor = Predictor.of_model(model, CharTokenizer(vocab), label_map, 16, lexicon=lexicon)
     predictor.save(tmp_path)
     assert (tmp_path / LEXICON_FILE).read_text(encoding="utf-8") == "New York\tLOC\nNew York\tns\n北京\tns\n好\n"
     loaded = Predictor.load(tmp_path)
@@ -190,4 +190,4 @@ def test_a_saved_model_directory_keeps_the_dictionary(tmp_path: Path) -> None:
     texts = [list("在北京好"), list("New York北京" * 3)]
     assert [p.scores for p in loaded.predict(texts)] == [p.scores for p in predictor.predict(texts)]
     with pytest.raises(ValueError, match="takes 12 lexicon features per character, the lexicon gives 0"):
-        Predictor(model, CharTokenizer(vocab), label_map, 16)
+        Predictor.of_model(model, CharTokenizer(vocab), label_map, 16)

@@ -31,7 +31,7 @@ def random_predictor(texts: list[str], max_seq_length: int = 32, seed: int = 3) 
     model = AlbertTagger(config, len(label_map), cls_id=vocab.cls_id, sep_id=vocab.sep_id, pad_id=vocab.pad_id,
                          lstm_units=16, allowed=label_map.allowed_transitions())
     build_model(model, vocab.pad_id)
-    return Predictor(model, CharTokenizer(vocab), label_map, max_seq_length=max_seq_length, batch_size=4)
+    return Predictor.of_model(model, CharTokenizer(vocab), label_map, max_seq_length=max_seq_length, batch_size=4)
 
 
 @pytest.fixture(scope="module")
@@ -123,7 +123,7 @@ def test_softmax_head_scores_are_products_of_tag_probabilities() -> None:
     model = AlbertTagger(config, len(label_map), cls_id=vocab.cls_id, sep_id=vocab.sep_id, pad_id=vocab.pad_id,
                          lstm_units=0, use_crf=False)
     build_model(model, vocab.pad_id)
-    predictor = Predictor(model, CharTokenizer(vocab), label_map, max_seq_length=32)
+    predictor = Predictor.of_model(model, CharTokenizer(vocab), label_map, max_seq_length=32)
     sentence = list("张三在北京大学工作。")
     (prediction,) = predictor.predict([sentence])
     ids = np.array([predictor.tokenizer.encode(sentence)], np.int32)

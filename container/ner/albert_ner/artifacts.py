@@ -19,6 +19,7 @@ from albert_ner.export import export_saved_model
 from albert_ner.files import write_text_atomically
 from albert_ner.model_directory import TEST_REPORT, VALIDATION_REPORT
 from albert_ner.prediction import Predictor
+from albert_ner.runtimes.onnx_export import export_onnx
 from albert_ner.sentences import Entity, Sentence
 
 log = logging.getLogger("albert_ner.training")
@@ -33,18 +34,25 @@ class JobOutputs:
     tensorboard_dir: Path
 
 
-def write_artifacts(outputs: JobOutputs, predictor: Predictor, evaluated: Sequence[EvaluatedSplit]) -> None:
-    """The model directory (weights, config, vocabulary, SavedModel), each evaluated split's report in both
-    ``model/`` and ``output/data``, the test predictions and a copy of the TensorBoard events."""
+def write_artifacts(outputs: JobOutputs, predictor: Predictor, evaluated: Sequence[EvaluatedSplit],
+                    onnx_export: str = "off", training: Sequence[Sentence] = ()) -> None:
+    """The model directory (weights, config, vocabulary, SavedModel, and the ONNX copies unless
+    ``onnx_export`` is off), each evaluated split's report in both ``model/`` and ``output/data``, the test
+    predictions and a copy of the TensorBoard events. The ONNX copies are checked on the validation split;
+    ``training`` sentences calibrate static quantization."""
     started = time.perf_counter()
     earlier = _entries(outputs.model_dir)
+    reports = {split.name: split for split in evaluated}
     predictor.save(outputs.model_dir)
     exporting = time.perf_counter()
     export_saved_model(predictor, outputs.model_dir)
     done = time.perf_counter()
     log.info("model written to %s in %.1f s (SavedModel export %.1f s)", outputs.model_dir, done - started,
              done - exporting)
-    reports = {split.name: split for split in evaluated}
+    if onnx_export != "off":
+        validation = reports["validation"].sentences if "validation" in reports else []
+        export_onnx(predictor, outputs.model_dir, validation, training if onnx_export == "static" else (),
+                    onnx_export)
     for directory in (outputs.model_dir, outputs.output_data_dir):
         write_report(reports["validation"].report, directory, VALIDATION_REPORT)
         if "test" in reports:

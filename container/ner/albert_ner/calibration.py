@@ -111,7 +111,7 @@ def at_temperature(predictor: Predictor, temperature: float) -> Predictor:
     """The same model and vocabulary, scoring at ``temperature``."""
     from albert_ner.prediction import Predictor
 
-    return Predictor(predictor.model, predictor.tokenizer, predictor.label_map, predictor.max_seq_length,
+    return Predictor(predictor.core, predictor.tokenizer, predictor.label_map, predictor.max_seq_length,
                      predictor.batch_size, pretrained=predictor.pretrained, temperature=temperature,
                      lexicon=predictor.lexicon)
 

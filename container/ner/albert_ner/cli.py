@@ -26,6 +26,7 @@ from albert_ner.environment import TrainingEnvironment, failure_path, output_dat
 from albert_ner.errors import AlbertNerError, DataError, HyperparameterError, TrainingStopped
 from albert_ner.files import replace_atomically, write_text_atomically
 from albert_ner.redaction import RedactingFormatter, redact_text
+from albert_ner.runtimes.choice import QUANTIZATIONS, RUNTIME_VARIABLE, RUNTIMES, TENSORFLOW
 from albert_ner.text_records import text_of
 
 if TYPE_CHECKING:
@@ -36,6 +37,8 @@ log = logging.getLogger("albert_ner")
 LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 # 128 + SIGTERM, the shell's status for a process ended by SIGTERM: stopped on request, not failed.
 STOPPED_EXIT_STATUS = 143
+RUNTIME_HELP = (f"what runs the model: {', '.join(RUNTIMES)} (default: ${RUNTIME_VARIABLE}, else the fastest runtime "
+                "the model directory holds whose agreement with TensorFlow held at export)")
 
 
 def run_training(argv: Sequence[str] = (), base_dir: str | None = None) -> int:
@@ -209,6 +212,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     evaluate = commands.add_parser("evaluate", help="score a trained model on labelled files")
     evaluate.add_argument("--model-dir", required=True)
+    evaluate.add_argument("--runtime", choices=RUNTIMES, help=RUNTIME_HELP)
     evaluate.add_argument("files", nargs="+", help="labelled files in any format train reads, or directories")
     evaluate.add_argument("--output", help="write the report as JSON here")
     evaluate.add_argument("--report", help="write the HTML report page (scores, error breakdown, worst sentences) here")
@@ -217,6 +221,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     predict = commands.add_parser("predict", help="tag text, one JSON line of entities per input line")
     predict.add_argument("--model-dir", required=True)
+    predict.add_argument("--runtime", choices=RUNTIMES, help=RUNTIME_HELP)
     source = predict.add_mutually_exclusive_group(required=True)
     source.add_argument("--text", action="append", help="a sentence to tag (repeatable)")
     source.add_argument("--input", help="a text file (one sentence per line) or JSON Lines ({\"text\": ...})")
@@ -242,6 +247,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     select = commands.add_parser("select", help="choose the sentences most worth labelling next, as a Ground "
                                                 "Truth input manifest (active learning)")
     select.add_argument("--model-dir", required=True)
+    select.add_argument("--runtime", choices=RUNTIMES, help=RUNTIME_HELP)
     select.add_argument("--input", required=True,
                         help="unlabelled sentences: text (one per line), JSON Lines ({\"text\": ...}) or a "
                              "Ground Truth manifest ({\"source\": ...})")
@@ -252,9 +258,20 @@ def main(argv: Sequence[str] | None = None) -> int:
     select.add_argument("--pre-annotate", metavar="LABEL_ATTRIBUTE_NAME",
                         help="add the model's entities under this label attribute, for an adjustment job")
     select.add_argument("--batch-size", type=int, default=128)
-    export = commands.add_parser("export", help="add the SavedModel to a model directory trained before the "
-                                 "export existed (or rewrite it)")
-    export.add_argument("model_dir", metavar="MODEL_DIR")
+    export = commands.add_parser("export", help="add the SavedModel (or the ONNX copies) to a model directory "
+                                 "trained before the export existed, or rewrite it")
+    export.add_argument("model_dir", metavar="MODEL_DIR", nargs="?")
+    export.add_argument("--model-dir", dest="model_dir_option", metavar="MODEL_DIR", help="the same as MODEL_DIR")
+    export.add_argument("--format", choices=("savedmodel", "onnx"), default="savedmodel",
+                        help="savedmodel: the TensorFlow SavedModel in 1/ (default); onnx: onnx/ for ONNX Runtime, "
+                             "float32 and int8")
+    export.add_argument("--validation", metavar="FILE_OR_DIR",
+                        help="onnx: labelled validation data to measure the int8 copy's F1 and calibration on (without "
+                             "it only the float32 copy is checked, and int8 runs only when asked for)")
+    export.add_argument("--quantization", choices=QUANTIZATIONS, default=QUANTIZATIONS[0],
+                        help="onnx: how the int8 copy is made (static calibrates on --calibration)")
+    export.add_argument("--calibration", metavar="FILE_OR_DIR",
+                        help="onnx with --quantization static: training sentences to calibrate the activations on")
     calibrate = commands.add_parser("calibrate", help="fit the entity scores' temperature on validation data "
                                     "(never the test set) and save it with the model")
     calibrate.add_argument("model_dir", metavar="MODEL_DIR")
@@ -262,6 +279,10 @@ def main(argv: Sequence[str] | None = None) -> int:
                            help="labelled validation files in any format train reads")
 
     args = parser.parse_args(argv)
+    if args.command == "export":
+        if (args.model_dir is None) == (args.model_dir_option is None):
+            parser.error("export: give the model directory once, as MODEL_DIR or --model-dir")
+        args.model_dir = args.model_dir or args.model_dir_option
     if args.command == "select" and args.budget < 1:
         parser.error(f"--budget must be a positive number of sentences, got {args.budget}")
     if args.command == "train":
@@ -292,7 +313,7 @@ def _evaluate(args: argparse.Namespace) -> int:
     from albert_ner.evaluation import evaluate
     from albert_ner.prediction import Predictor
 
-    predictor = Predictor.load(args.model_dir)
+    predictor = Predictor.load(args.model_dir, runtime=args.runtime)
     sentences, repairs = [], 0
     for name in args.files:
         read, read_report = read_channel(name, repair=args.repair_tags)
@@ -348,7 +369,7 @@ def _download(args: argparse.Namespace) -> int:
 def _predict(args: argparse.Namespace) -> int:
     from albert_ner.prediction import Predictor
 
-    predictor = Predictor.load(args.model_dir, batch_size=args.batch_size)
+    predictor = Predictor.load(args.model_dir, batch_size=args.batch_size, runtime=args.runtime)
     texts = args.text if args.text else None
     output = open(args.output, "w", encoding="utf-8") if args.output else sys.stdout
     try:
@@ -360,10 +381,22 @@ def _predict(args: argparse.Namespace) -> int:
 
 
 def _export(args: argparse.Namespace) -> int:
-    from albert_ner.export import export_saved_model
+    from albert_ner.data import read_channel
     from albert_ner.prediction import Predictor
 
-    print(export_saved_model(Predictor.load(args.model_dir), Path(args.model_dir)))
+    predictor = Predictor.load(args.model_dir, runtime=TENSORFLOW)  # both exports start from the Keras tagger
+    if args.format == "savedmodel":
+        from albert_ner.export import export_saved_model
+
+        print(export_saved_model(predictor, Path(args.model_dir)))
+        return 0
+    from albert_ner.runtimes.onnx_export import export_onnx
+
+    validation = read_channel(Path(args.validation), repair=True)[0] if args.validation else []
+    calibration = read_channel(Path(args.calibration), repair=True)[0] if args.calibration else []
+    if args.quantization == "static" and not calibration:
+        raise AlbertNerError("export --quantization static needs --calibration: training sentences to calibrate on")
+    print(export_onnx(predictor, Path(args.model_dir), validation, calibration, args.quantization))
     return 0
 
 
@@ -378,7 +411,7 @@ def _calibrate(args: argparse.Namespace) -> int:
 
     model_dir = Path(args.model_dir)
     validation = read_channel(Path(args.validation), repair=True)[0]
-    calibrated, fit = calibrate(Predictor.load(model_dir), validation)
+    calibrated, fit = calibrate(Predictor.load(model_dir, runtime=TENSORFLOW), validation)
     report = {"temperature": fit.pop("temperature"), "fitted_on": str(args.validation), **fit}
     write_text_atomically(model_dir / CALIBRATION_FILE, json.dumps(report, indent=2) + "\n")
     if (model_dir / SAVED_MODEL_VERSION).exists():
@@ -399,7 +432,7 @@ def _select(args: argparse.Namespace) -> int:
     labelled: set[str] = set()
     for name in args.labelled:  # only the texts matter here, so tags that need repair are fine
         labelled.update("".join(sentence.tokens) for sentence in read_channel(Path(name), repair=True)[0])
-    predictor = Predictor.load(args.model_dir, batch_size=args.batch_size)
+    predictor = Predictor.load(args.model_dir, batch_size=args.batch_size, runtime=args.runtime)
     selection = select(predictor, read_texts(Path(args.input)), args.budget, labelled)
     write_manifest(Path(args.output), selection.chosen, label_attribute, predictor.label_map.entity_types)
     print(selection.summary(), file=sys.stderr)

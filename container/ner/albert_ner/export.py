@@ -49,7 +49,8 @@ import tensorflow as tf
 from albert_ner.files import replacing
 from albert_ner.lexicon_lookup import LexiconLookup
 from albert_ner.model_directory import SAVED_MODEL_VERSION
-from albert_ner.prediction import Predictor, tag_with_probabilities
+from albert_ner.prediction import Predictor
+from albert_ner.runtimes.tensorflow_runtime import tag_with_probabilities
 from albert_ner.tag_schemes import parse_tag
 from albert_ner.windows import SENTENCE_PUNCTUATION
 
@@ -82,8 +83,8 @@ class TextTagger(tf.Module):
         # for a single input); its variables are, and the serving function captures them.
         self.model_variables = list(model.variables)
         label_map = predictor.label_map
-        temperature = predictor.temperature
-        self._tag_windows = lambda ids, lengths, lexicon: tag_with_probabilities(model, label_map, ids, lengths,
+        continuations, temperature = label_map.continuations(), predictor.temperature
+        self._tag_windows = lambda ids, lengths, lexicon: tag_with_probabilities(model, continuations, ids, lengths,
                                                                                   lexicon, temperature)
         self.lexicon = None if predictor.lexicon is None else LexiconLookup(predictor.lexicon)
         self.window = predictor.window

@@ -75,10 +75,12 @@ class Lexicon:
         return {word: (0, *sorted(index[word_type] for word_type in types)) for word, types in self.words.items()}
 
     def save(self, path: Path) -> None:
-        """Write the merged dictionary, one ``word<TAB>TYPE`` line per type (a bare word when untyped)."""
+        """Write the merged dictionary, one ``word<TAB>TYPE`` line per type; an untyped word alone, or as
+        ``word<TAB>0`` (frequency 0) when it holds a space, which a bare line would read as a separator."""
         lines = []
         for word in sorted(self.words):
-            lines.extend([f"{word}\t{word_type}" for word_type in sorted(self.words[word])] or [word])
+            untyped = word if word.split() == [word] else f"{word}\t0"
+            lines.extend([f"{word}\t{word_type}" for word_type in sorted(self.words[word])] or [untyped])
         write_text_atomically(path, "\n".join(lines) + "\n")
 
     def describe(self) -> str:

@@ -13,6 +13,9 @@ calibration and the job's artifacts agree on one layout:
 ``lexicon.txt``             the dictionaries the model sees as features (only with a lexicon)
 ``calibration.json``        ``{"temperature": T, ...}``, fitted on validation data (only when calibrated)
 ``1/``                      the self-contained TensorFlow SavedModel (:mod:`albert_ner.export`)
+``onnx/tagger.onnx``        the tagger's numeric core for ONNX Runtime, float32 (:mod:`albert_ner.runtimes`)
+``onnx/tagger.int8.onnx``   the same with int8 weights, made by ONNX Runtime's quantization tools
+``onnx/agreement.json``     how the ONNX copies were made and how closely they agree with TensorFlow
 ``validation_report.*``     the validation scores, as JSON and as a table (``test_report.*`` likewise)
 ==========================  ==========================================================================
 """
@@ -22,14 +25,16 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from albert_ner.errors import DataError, ModelDirectoryError
 from albert_ner.files import replacing, write_text_atomically
 from albert_ner.lexicon import Lexicon, read_lexicon
-from albert_ner.modeling.tagger import AlbertTagger, build_model
 from albert_ner.tag_schemes import LabelMap
 from albert_ner.tokenization import CharTokenizer, Vocab
+
+if TYPE_CHECKING:  # the files are read without TensorFlow, which the ONNX serving image does not have
+    from albert_ner.modeling.tagger import AlbertTagger
 
 WEIGHTS_FILE = "model.weights.h5"
 CONFIG_FILE = "model_config.json"
@@ -39,20 +44,41 @@ LEXICON_FILE = "lexicon.txt"
 CALIBRATION_FILE = "calibration.json"
 #: The SavedModel's directory: a version number, as the AWS TensorFlow Serving container expects.
 SAVED_MODEL_VERSION = "1"
+ONNX_DIRECTORY = "onnx"
+ONNX_FLOAT32_FILE = f"{ONNX_DIRECTORY}/tagger.onnx"
+ONNX_INT8_FILE = f"{ONNX_DIRECTORY}/tagger.int8.onnx"
+ONNX_AGREEMENT_FILE = f"{ONNX_DIRECTORY}/agreement.json"
 #: The evaluation reports' file stems (each written as ``.json`` and ``.txt``).
 VALIDATION_REPORT = "validation_report"
 TEST_REPORT = "test_report"
 
 
 @dataclass(frozen=True)
+class ModelDescription:
+    """Everything a model directory says about its tagger except the weights: what every runtime needs."""
+
+    tagger_config: dict[str, Any]  # AlbertTagger's constructor arguments
+    tokenizer: CharTokenizer
+    label_map: LabelMap
+    max_seq_length: int
+    pretrained: dict | None  # provenance of the pretrained encoder
+    temperature: float
+    lexicon: Lexicon | None
+
+    @property
+    def lexicon_size(self) -> int:
+        return int(self.tagger_config.get("lexicon_size", 0))
+
+
+@dataclass(frozen=True)
 class SavedTagger:
-    """Everything a model directory stores: the tagger with the vocabulary, labels and settings it needs."""
+    """What :func:`save_model` writes: the Keras tagger with the vocabulary, labels and settings it needs."""
 
     model: AlbertTagger
     tokenizer: CharTokenizer
     label_map: LabelMap
     max_seq_length: int
-    pretrained: dict | None  # provenance of the pretrained encoder
+    pretrained: dict | None
     temperature: float
     lexicon: Lexicon | None
 
@@ -77,8 +103,9 @@ def save_model(model_dir: Path, saved: SavedTagger) -> None:
         write_text_atomically(model_dir / CALIBRATION_FILE, json.dumps({"temperature": saved.temperature}) + "\n")
 
 
-def load_model(model_dir: Path) -> SavedTagger:
-    """Read back what :func:`save_model` wrote (a model without ``calibration.json`` scores at temperature 1).
+def read_description(model_dir: Path) -> ModelDescription:
+    """Read back what :func:`save_model` wrote, but the weights (a model without ``calibration.json`` scores
+    at temperature 1); each runtime loads its own form of the weights.
 
     Whatever is missing or unreadable is a :class:`~albert_ner.errors.ModelDirectoryError` naming the file
     in the model directory's own terms; the underlying error is chained for the log.
@@ -89,19 +116,11 @@ def load_model(model_dir: Path) -> SavedTagger:
     try:
         label_map = LabelMap.from_dict(_read_json(model_dir, LABEL_MAP_FILE))
         tokenizer = CharTokenizer(_read_vocab(model_dir), lower_case=config["lower_case"])
-        model = AlbertTagger(**config["tagger"])
-        max_seq_length = config["max_seq_length"]
+        tagger_config = dict(config["tagger"])
+        max_seq_length = int(config["max_seq_length"])
     except (KeyError, TypeError, ValueError) as error:
         raise ModelDirectoryError(f"{CONFIG_FILE} or {LABEL_MAP_FILE} does not describe a tagger "
                                   f"({type(error).__name__}: {error})") from error
-    build_model(model, tokenizer.vocab.pad_id)
-    if not (model_dir / WEIGHTS_FILE).is_file():
-        raise ModelDirectoryError(f"the model directory has no {WEIGHTS_FILE}")
-    try:
-        model.load_weights(model_dir / WEIGHTS_FILE)
-    except Exception as error:  # noqa: BLE001 - h5py, Keras and shape errors alike: the file does not fit
-        raise ModelDirectoryError(f"{WEIGHTS_FILE} cannot be loaded into the tagger {CONFIG_FILE} describes "
-                                  f"({type(error).__name__})") from error
     temperature = 1.0
     if (model_dir / CALIBRATION_FILE).exists():
         try:
@@ -119,7 +138,8 @@ def load_model(model_dir: Path) -> SavedTagger:
         if list(lexicon.channels) != config["lexicon"]["channels"]:
             raise ModelDirectoryError(f"{name} does not give the channels {CONFIG_FILE} names: the model "
                                       "directory is inconsistent")
-    return SavedTagger(model, tokenizer, label_map, max_seq_length, config.get("pretrained"), temperature, lexicon)
+    return ModelDescription(tagger_config, tokenizer, label_map, max_seq_length, config.get("pretrained"),
+                            temperature, lexicon)
 
 
 def _read_json(model_dir: Path, name: str) -> Any:

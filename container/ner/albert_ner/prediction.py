@@ -1,61 +1,64 @@
 """A trained tagger with its vocabulary and label map: text in, one tag per character and entities out.
 
-The same object evaluates during training (on the model in memory), backs ``albert-ner predict``, and is
-what ``/opt/ml/model`` holds. Sentences longer than the model's window are cut into windows and their
-tags put back together, so every input character gets exactly one tag and nothing is truncated. A model
-with a lexicon gets each sentence's dictionary matches, found on the whole sentence before the cut.
+The same object evaluates during training (on the model in memory), backs ``albert-ner predict`` and
+``serve``, and is what ``/opt/ml/model`` holds. The numbers come from a runtime's core
+(:mod:`albert_ner.runtimes`: TensorFlow or ONNX Runtime); everything else here is shared by all of them.
+Sentences longer than the model's window are cut into windows and their tags put back together, so every
+input character gets exactly one tag and nothing is truncated. A model with a lexicon gets each
+sentence's dictionary matches, found on the whole sentence before the cut.
 """
 
 from __future__ import annotations
 
 import os
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
-import tensorflow as tf
 
 from albert_ner.confidence import ScoredPrediction, TagLogProbabilities
 from albert_ner.lexicon import Lexicon
-from albert_ner.model_directory import SavedTagger, load_model, save_model
-from albert_ner.modeling.tagger import AlbertTagger
+from albert_ner.model_directory import SavedTagger, read_description, save_model
 from albert_ner.padding import pad_batch, pad_features
+from albert_ner.runtimes.choice import TENSORFLOW, TaggingCore, choose_runtime, requested_runtime
 from albert_ner.sentences import Entity, Sentence
 from albert_ner.tag_schemes import LabelMap, tags_to_entities
 from albert_ner.tokenization import CharTokenizer
 from albert_ner.windows import merge_window_tags, split_into_windows, window_features
 
+if TYPE_CHECKING:
+    from albert_ner.modeling.tagger import AlbertTagger
+
 
 class Predictor:
     """Runs a tagger over any number of sentences of any length, in length-sorted batches."""
 
-    def __init__(self, model: AlbertTagger, tokenizer: CharTokenizer, label_map: LabelMap,
+    def __init__(self, core: TaggingCore, tokenizer: CharTokenizer, label_map: LabelMap,
                  max_seq_length: int, batch_size: int = 128, pretrained: dict | None = None,
                  temperature: float = 1.0, lexicon: Lexicon | None = None):
         if not temperature > 0:
             raise ValueError(f"temperature must be positive, got {temperature}")
         lexicon_size = 0 if lexicon is None else lexicon.feature_size
-        if lexicon_size != model.lexicon_size:
-            raise ValueError(f"the model takes {model.lexicon_size} lexicon features per character, the lexicon "
+        if lexicon_size != core.lexicon_size:
+            raise ValueError(f"the model takes {core.lexicon_size} lexicon features per character, the lexicon "
                              f"gives {lexicon_size}")
         self.lexicon = lexicon
-        self.model = model
+        self.core = core
         self.pretrained = pretrained  # provenance of the pretrained encoder, kept in model_config.json
         self.temperature = float(temperature)
         self.tokenizer = tokenizer
         self.label_map = label_map
         self.max_seq_length = max_seq_length
         self.batch_size = batch_size
-        signature = [tf.TensorSpec([None, None], tf.int32), tf.TensorSpec([None], tf.int32),
-                     tf.TensorSpec([None, None, lexicon_size], tf.uint8)]
-        self._decode = tf.function(
-            lambda ids, lengths, lexicon: model.decode(model(ids, lengths, lexicon, training=False), lengths),
-            input_signature=signature,
-        )
-        self._decode_with_probabilities = tf.function(
-            lambda ids, lengths, lexicon: tag_with_probabilities(model, label_map, ids, lengths, lexicon,
-                                                                 self.temperature),
-            input_signature=signature)
+
+    @property
+    def model(self) -> AlbertTagger:
+        """The Keras tagger: training, saving and the SavedModel export need it, so the TensorFlow runtime."""
+        if self.core.model is None:
+            raise TypeError(f"this predictor runs on {self.core.runtime}, which has no Keras model; load it with "
+                            f"runtime={TENSORFLOW!r}")
+        return self.core.model
 
     @property
     def window(self) -> int:
@@ -114,28 +117,34 @@ class Predictor:
 
     def _tag_windows(self, windows: Sequence[Sequence[str]], features: Sequence[np.ndarray],
                      with_probabilities: bool) -> tuple[list[list[str]], list[TagLogProbabilities]]:
-        encoded = [self.tokenizer.encode(tokens) for tokens in windows]
-        order = np.argsort([len(ids) for ids in encoded], kind="stable")
         tags: list[list[str]] = [[] for _ in windows]
         empty = np.zeros(0, np.float32)
         probabilities = [TagLogProbabilities(empty, empty, empty) for _ in windows]
-        for start in range(0, len(order), self.batch_size):
-            batch = order[start:start + self.batch_size]
-            ids, lengths = pad_batch([encoded[index] for index in batch], self.tokenizer.vocab.pad_id)
-            if not ids.shape[1]:
-                continue  # only empty windows: no tags, nothing to score
-            lexicon = pad_features([features[index] for index in batch], self.model.lexicon_size)
+        for batch, ids, lengths, lexicon in self.batches(windows, features):
             if with_probabilities:
-                predicted, *arrays = (values.numpy()
-                                      for values in self._decode_with_probabilities(ids, lengths, lexicon))
+                predicted, *arrays = self.core.tag_with_probabilities(ids, lengths, lexicon, self.temperature)
             else:
-                predicted, arrays = self._decode(ids, lengths, lexicon).numpy(), []
+                predicted, arrays = self.core.tag(ids, lengths, lexicon), []
             for row, index in enumerate(batch):
                 length = lengths[row]
                 tags[index] = [self.label_map.tag(tag_id) for tag_id in predicted[row, :length]]
                 if arrays:
                     probabilities[index] = TagLogProbabilities(*(values[row, :length] for values in arrays))
         return tags, probabilities
+
+    def batches(self, windows: Sequence[Sequence[str]], features: Sequence[np.ndarray]
+                ) -> Iterator[tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]]:
+        """The core's input batches for ``windows``, length-sorted: ``(window indices, ids, lengths, lexicon)``.
+
+        Batches of empty windows only are left out: they have no tags and nothing to score.
+        """
+        encoded = [self.tokenizer.encode(tokens) for tokens in windows]
+        order = np.argsort([len(ids) for ids in encoded], kind="stable")
+        for start in range(0, len(order), self.batch_size):
+            batch = order[start:start + self.batch_size]
+            ids, lengths = pad_batch([encoded[index] for index in batch], self.tokenizer.vocab.pad_id)
+            if ids.shape[1]:
+                yield batch, ids, lengths, pad_features([features[index] for index in batch], self.core.lexicon_size)
 
     @property
     def saved(self) -> SavedTagger:
@@ -148,23 +157,35 @@ class Predictor:
         save_model(Path(model_dir), self.saved)
 
     @classmethod
-    def load(cls, model_dir: str | os.PathLike[str], batch_size: int = 128) -> Predictor:
-        saved = load_model(Path(model_dir))
-        return cls(saved.model, saved.tokenizer, saved.label_map, saved.max_seq_length, batch_size, saved.pretrained,
-                   saved.temperature, saved.lexicon)
+    def of_model(cls, model: AlbertTagger, tokenizer: CharTokenizer, label_map: LabelMap, max_seq_length: int,
+                 batch_size: int = 128, pretrained: dict | None = None, temperature: float = 1.0,
+                 lexicon: Lexicon | None = None) -> Predictor:
+        """A predictor on the Keras ``model`` itself (TensorFlow): the one training updates, or one in memory."""
+        from albert_ner.runtimes.tensorflow_runtime import TensorFlowCore
 
+        return cls(TensorFlowCore(model, label_map.continuations()), tokenizer, label_map, max_seq_length,
+                   batch_size, pretrained, temperature, lexicon)
 
-def tag_with_probabilities(model: AlbertTagger, label_map: LabelMap, ids: tf.Tensor, lengths: tf.Tensor,
-                           lexicon: tf.Tensor, temperature: float = 1.0
-                           ) -> tuple[tf.Tensor, tf.Tensor, tf.Tensor, tf.Tensor]:
-    """Best tags ``[B, T]`` and their (marginal, conditional, closing) log-probabilities ``[B, T]`` each,
-    at the calibration ``temperature``.
+    @classmethod
+    def load(cls, model_dir: str | os.PathLike[str], batch_size: int = 128, runtime: str | None = None,
+             threads: int | None = None) -> Predictor:
+        """The model directory's predictor on ``runtime`` (None: ``ALBERT_NER_RUNTIME``, else the default that
+        :func:`~albert_ner.runtimes.choice.choose_runtime` picks); ``threads`` sizes ONNX Runtime's intra-op
+        pool (TensorFlow's threads are set process-wide, before it starts)."""
+        model_dir = Path(model_dir)
+        description = read_description(model_dir)
+        runtime = choose_runtime(model_dir, requested_runtime(runtime))
+        core: TaggingCore
+        if runtime == TENSORFLOW:
+            from albert_ner.runtimes.tensorflow_runtime import load_tensorflow_core
 
-    Shared by the Predictor and the exported SavedModel, so both compute the same numbers.
-    """
-    scores = model(ids, lengths, lexicon, training=False)
-    tags = model.decode(scores, lengths)
-    return (tags, *model.path_probabilities(scores, lengths, tags, label_map.continuations(), temperature))
+            core = load_tensorflow_core(model_dir, description)
+        else:
+            from albert_ner.runtimes.onnx_runtime import load_onnx_core
+
+            core = load_onnx_core(model_dir, description, runtime, threads)
+        return cls(core, description.tokenizer, description.label_map, description.max_seq_length, batch_size,
+                   description.pretrained, description.temperature, description.lexicon)
 
 
 def entity_records(tokens: Sequence[str], entities: Sequence[Entity],

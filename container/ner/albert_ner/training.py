@@ -255,7 +255,7 @@ def train(hp: Hyperparameters, env: TrainingEnvironment) -> TrainingResult:
     fingerprint = weights_fingerprint(job.model)
     if env.is_chief:
         write_artifacts(JobOutputs(env.model_dir, env.output_data_dir, env.output_dir / "tensorboard"),
-                        job.predictor, evaluated)
+                        job.predictor, evaluated, hp.onnx_export, job.data.train)
         history.lap("writing the model")
         write_report_page(env.output_data_dir / REPORT_PAGE, ReportPage(
             "albert-ner training report", evaluated, job.data.summaries, history, hp.to_dict(),
@@ -308,7 +308,7 @@ def set_up(hp: Hyperparameters, env: TrainingEnvironment, history: TrainingHisto
              f"{sum(int(np.prod(v.shape)) for v in model.head_variables):,}")
     train_step = TrainStep(model, optimizers, loss_scale, strategy, hp.clip_norm, precision)
 
-    predictor = Predictor(model, data.tokenizer, data.label_map, hp.max_seq_length, hp.eval_batch_size,
+    predictor = Predictor.of_model(model, data.tokenizer, data.label_map, hp.max_seq_length, hp.eval_batch_size,
                           pretrained=data.provenance, lexicon=data.lexicon)
     # After the strategy exists: a multi-worker strategy must be configured before TensorFlow's context starts.
     history.tensorboard = tf.summary.create_file_writer(str(env.output_dir / "tensorboard"))

@@ -21,8 +21,8 @@ The score of a path ``y`` of length ``L > 0`` is
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from typing import NamedTuple
+from collections.abc import Callable, Sequence
+from typing import Any, NamedTuple
 
 import keras
 import numpy as np
@@ -61,6 +61,18 @@ def _prepare(
 def _later_steps(potentials: tf.Tensor, mask: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
     """Steps 1..T-1, time-major for ``tf.scan``: ``([T-1, B, N] potentials, [T-1, B] mask)``."""
     return tf.transpose(potentials[:, 1:], [1, 0, 2]), tf.transpose(mask[:, 1:])
+
+
+def _scan_backwards(fn: Callable[[Any, Any], Any], elems: Any, initializer: Any) -> Any:
+    """``tf.scan(fn, elems, initializer, reverse=True)``, written as a forward scan over reversed inputs.
+
+    The two compute the same values in TensorFlow, but tf2onnx converts ``reverse=True`` into a loop that
+    stacks its outputs in iteration order, i.e. backwards (:mod:`albert_ner.onnx_export` converts the CRF).
+    """
+    def flip(tensors: Any) -> Any:
+        return tf.nest.map_structure(lambda tensor: tf.reverse(tensor, [0]), tensors)
+
+    return flip(tf.scan(fn, flip(elems), initializer=initializer))
 
 
 def crf_sequence_score(
@@ -174,7 +186,7 @@ def crf_decode(
     def walk_back(tag: tf.Tensor, step_backpointers: tf.Tensor) -> tf.Tensor:
         return tf.gather(step_backpointers, tag, batch_dims=1)
 
-    earlier_tags = tf.scan(walk_back, backpointers, initializer=last_tag, reverse=True)
+    earlier_tags = _scan_backwards(walk_back, backpointers, last_tag)
     tags = tf.concat([tf.transpose(earlier_tags), last_tag[:, None]], axis=1)
     tags = tf.where(mask, tags, 0)[:, :max_length]
     scores = tf.where(lengths > 0, tf.reduce_max(final, axis=1), 0.0)
@@ -245,7 +257,7 @@ def crf_forward_backward(
         ahead = (following_potentials + beta)[:, None, :] + transitions
         return tf.where(following_valid[:, None], _log_normalize(tf.reduce_logsumexp(ahead, axis=2)), final)
 
-    betas = tf.scan(backward, (later_potentials, later_mask), initializer=final, reverse=True)
+    betas = _scan_backwards(backward, (later_potentials, later_mask), final)
     beta = tf.transpose(tf.concat([betas, final[None]], axis=0), [1, 0, 2])
     return alpha[:, :max_length], beta[:, :max_length]
 

@@ -152,14 +152,23 @@ def _discard(stream: Any, size: int, at_most: int) -> None:
 
 
 def load_predictor(settings: ServingSettings) -> Callable[[list[str]], list[list[dict]]]:
-    """Load the model in ``settings.model_dir``; return a function from texts to entity records."""
-    import tensorflow as tf
+    """Load the model in ``settings.model_dir`` on its runtime (``ALBERT_NER_RUNTIME``, else the model
+    directory's default); return a function from texts to entity records.
 
-    tf.config.threading.set_intra_op_parallelism_threads(settings.intra_op_threads)
-    tf.config.threading.set_inter_op_parallelism_threads(2)
+    TensorFlow is imported only for the TensorFlow runtime, so the ONNX serving image, which has none,
+    serves with this same code.
+    """
     from albert_ner.prediction import Predictor, entity_records
+    from albert_ner.runtimes.choice import TENSORFLOW, choose_runtime, requested_runtime
 
-    predictor = Predictor.load(settings.model_dir)
+    runtime = choose_runtime(settings.model_dir, requested_runtime())
+    if runtime == TENSORFLOW:
+        import tensorflow as tf
+
+        tf.config.threading.set_intra_op_parallelism_threads(settings.intra_op_threads)
+        tf.config.threading.set_inter_op_parallelism_threads(2)
+    predictor = Predictor.load(settings.model_dir, runtime=runtime, threads=settings.intra_op_threads)
+    log.info("serving on the %s runtime", runtime)
 
     def predict(texts: list[str]) -> list[list[dict]]:
         token_lists = [list(text) for text in texts]
