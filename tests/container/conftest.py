@@ -51,6 +51,12 @@ def image(base_image) -> str:
     return docker_harness.build_image(base_image, tf_variant="cpu")
 
 
+@pytest.fixture(scope="package")
+def onnx_image(base_image) -> str:
+    """The real container/Dockerfile.onnx: the serving image without TensorFlow."""
+    return docker_harness.build_onnx_image(base_image)
+
+
 @pytest.fixture
 def opt_ml(tmp_path) -> Path:
     """A fresh /opt/ml tree as SageMaker lays it out, with the tiny hyperparameters."""

@@ -24,13 +24,16 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[2]
 DOCKERFILE = REPO / "container" / "Dockerfile"
+ONNX_DOCKERFILE = REPO / "container" / "Dockerfile.onnx"
 DEFAULT_BASE_IMAGE = "python:3.11.14-slim-bookworm"
 LOCAL_BASE_IMAGE = "albert-ner-test/debian-python:bookworm-1"
 IMAGE_REPOSITORY = "albert-ner-test"
+ONNX_IMAGE_REPOSITORY = "albert-ner-test-onnx"
 HOST_CA_BUNDLE = Path("/etc/ssl/certs/ca-certificates.crt")
 # What the image is built from (container/Dockerfile's COPY lines and .dockerignore).
 CONTEXT_PATHS = ("pyproject.toml", "README.md", ".dockerignore", "container/Dockerfile",
-                 "container/bake_pretrained.py", "container/ner", "container/pretrained")
+                 "container/bake_pretrained.py", "container/ner", "container/pretrained",
+                 "container/Dockerfile.onnx", "container/serve-onnx-requirements.txt")
 # overlay2 where the kernel lets this sandbox mount overlays (much faster), else vfs, which works anywhere
 # but copies every layer in full. $ALBERT_NER_DOCKER_STORAGE_DRIVER forces one.
 STORAGE_DRIVERS = ("overlay2", "vfs")
@@ -240,25 +243,35 @@ def context_digest(*extra: str) -> str:
 
 def build_image(base: str, tf_variant: str = "cpu") -> str:
     """Build container/Dockerfile (CPU TensorFlow by default: a smaller download than the CUDA wheels)."""
-    tag = f"{IMAGE_REPOSITORY}:{context_digest(image_id(base), tf_variant)}"
+    return _build(DOCKERFILE, IMAGE_REPOSITORY, base, {"TF_VARIANT": tf_variant},
+                  f"docker build (TF_VARIANT={tf_variant}, base {base})")
+
+
+def build_onnx_image(base: str) -> str:
+    """Build container/Dockerfile.onnx, the serving image without TensorFlow."""
+    return _build(ONNX_DOCKERFILE, ONNX_IMAGE_REPOSITORY, base, {}, f"docker build -f Dockerfile.onnx (base {base})")
+
+
+def _build(dockerfile: Path, repository: str, base: str, arguments: dict[str, str], stage: str) -> str:
+    tag = f"{repository}:{context_digest(image_id(base), dockerfile.name, *arguments.values())}"
     if image_exists(tag):
         print(f"[container] reusing {tag}: Dockerfile and build context unchanged", flush=True)
         return tag
-    with timed(f"docker build (TF_VARIANT={tf_variant}, base {base})"):
-        result = run(["docker", "build", "--network", "host", "-f", str(DOCKERFILE),
-                      "--build-arg", f"BASE_IMAGE={base}", "--build-arg", f"TF_VARIANT={tf_variant}",
-                      "-t", tag, str(REPO)], timeout=3000, check=False,
-                     env={**os.environ, "DOCKER_BUILDKIT": "0"})
+    with timed(stage):
+        flags = [flag for name, value in {"BASE_IMAGE": base, **arguments}.items()
+                 for flag in ("--build-arg", f"{name}={value}")]
+        result = run(["docker", "build", "--network", "host", "-f", str(dockerfile), *flags, "-t", tag, str(REPO)],
+                     timeout=3000, check=False, env={**os.environ, "DOCKER_BUILDKIT": "0"})
         if result.returncode != 0:
             raise RuntimeError(f"docker build failed ({result.returncode}):\n{result.stdout[-8000:]}\n"
                                f"{result.stderr[-4000:]}")
-    _remove_stale_images(keep=tag)
+    _remove_stale_images(repository, keep=tag)
     return tag
 
 
-def _remove_stale_images(keep: str) -> None:
+def _remove_stale_images(repository: str, keep: str) -> None:
     """Older test images would fill the disk (vfs copies every layer in full)."""
-    listed = run(["docker", "images", "--format", "{{.Repository}}:{{.Tag}}", IMAGE_REPOSITORY], check=False)
+    listed = run(["docker", "images", "--format", "{{.Repository}}:{{.Tag}}", repository], check=False)
     stale = [name for name in listed.stdout.split() if name != keep]
     if stale:
         run(["docker", "rmi", *stale], check=False)

@@ -15,7 +15,7 @@ TINY_HYPERPARAMETERS = {
     "log_every_steps": "10",
 }
 MODEL_ARTIFACTS = ("model.weights.h5", "model_config.json", "label_map.json", "vocab.txt",
-                   "validation_report.json")
+                   "validation_report.json", "onnx/tagger.onnx", "onnx/tagger.int8.onnx", "onnx/agreement.json")
 
 
 def write_channels(root: Path) -> dict[str, Path]:

@@ -143,6 +143,28 @@ def serving_session(local_training, monkeypatch):
     session.config = {"local": {"local_code": True}}
 
 
+@dataclass
+class Deployment:
+    """What deploys and runs batch transform: the trained Estimator on its own image, or a Model of the same
+    model.tar.gz on the ONNX serving image (container/Dockerfile.onnx)."""
+
+    model: object
+    image: str
+
+
+@pytest.fixture(params=["training image", "onnx image"])
+def deployment(request, local_training, image) -> Deployment:
+    if request.param == "training image":
+        return Deployment(local_training.estimator, image)
+    from sagemaker.model import Model
+    from sagemaker.predictor import Predictor
+
+    onnx_image = request.getfixturevalue("onnx_image")
+    model = Model(image_uri=onnx_image, model_data=f"file://{local_training.archive}", role=DUMMY_ROLE,
+                  sagemaker_session=local_training.session, predictor_cls=Predictor)
+    return Deployment(model, onnx_image)
+
+
 def running_containers(image: str) -> list[str]:
     listed = subprocess.run(["docker", "ps", "--filter", f"ancestor={image}", "--format", "{{.Names}}"],
                             capture_output=True, text=True, check=True)
@@ -198,7 +220,8 @@ def assert_same_entities(found: list[list[dict]], expected: list[list[dict]]) ->
             assert abs(entity["score"] - expected_entity["score"]) < 1e-5, (entity, expected_entity)
 
 
-def test_estimator_deploy_serves_predictions_through_local_mode(local_training, serving_session, image, tmp_path):
+def test_estimator_deploy_serves_predictions_through_local_mode(local_training, serving_session, deployment,
+                                                               tmp_path):
     from sagemaker.deserializers import JSONDeserializer, JSONLinesDeserializer
     from sagemaker.predictor import Predictor
     from sagemaker.serializers import JSONLinesSerializer, JSONSerializer
@@ -210,11 +233,12 @@ def test_estimator_deploy_serves_predictions_through_local_mode(local_training, 
         with timed("local mode deploy (docker compose up IMAGE serve, until /ping answers 200)"):
             # Local mode returns once /ping answers 200; wait=True would then sleep 30 s before asking
             # the local client whether the endpoint is InService.
-            predictor = local_training.estimator.deploy(
+            predictor = deployment.model.deploy(
                 initial_instance_count=1, instance_type="local", endpoint_name=endpoint_name,
                 serializer=JSONSerializer(), deserializer=JSONDeserializer(), wait=False)
             assert serving_session.describe_endpoint(endpoint_name)["EndpointStatus"] == "InService"
-        published = subprocess.run(["docker", "ps", "--filter", f"ancestor={image}", "--format", "{{.Ports}}"],
+        published = subprocess.run(["docker", "ps", "--filter", f"ancestor={deployment.image}", "--format",
+                                    "{{.Ports}}"],
                                    capture_output=True, text=True, check=True).stdout.strip()
         print(f"endpoint container publishes {published}")
         assert published.startswith("127.0.0.1:") and "0.0.0.0" not in published, published
@@ -235,7 +259,7 @@ def test_estimator_deploy_serves_predictions_through_local_mode(local_training, 
                 else:  # deploy() failed (e.g. /ping never answered 200): its container may still be up
                     serving_session.sagemaker_client.delete_endpoint(EndpointName=endpoint_name)
         finally:
-            left = running_containers(image)
+            left = running_containers(deployment.image)
             if left:  # never leave a server behind, even when the assertion below fails
                 subprocess.run(["docker", "rm", "-f", *left], capture_output=True)
     assert not left, f"containers still running after delete_endpoint: {left}"
@@ -258,7 +282,7 @@ def test_estimator_deploy_serves_predictions_through_local_mode(local_training, 
     assert_same_entities([item["entities"] for item in lines], expected)
 
 
-def test_transformer_local_mode_batch_transform(local_training, serving_session, image, tmp_path):
+def test_transformer_local_mode_batch_transform(local_training, serving_session, deployment, tmp_path):
     """A JSON Lines file through `estimator.transformer(...).transform(...)`: the container is served with
     SAGEMAKER_BATCH=true, asked for /execution-parameters, fed mini-batches of lines and stopped."""
     source = tmp_path / "input" / "texts.jsonl"
@@ -266,7 +290,7 @@ def test_transformer_local_mode_batch_transform(local_training, serving_session,
     source.write_text("".join(json.dumps({"text": text}, ensure_ascii=False) + "\n" for text in TEXTS),
                       encoding="utf-8")
     output = tmp_path / "output"
-    transformer = local_training.estimator.transformer(
+    transformer = deployment.model.transformer(
         instance_count=1, instance_type="local", strategy="MultiRecord", assemble_with="Line",
         accept="application/jsonlines", output_path=f"file://{output}")
     try:
@@ -276,7 +300,7 @@ def test_transformer_local_mode_batch_transform(local_training, serving_session,
                                   split_type="Line", wait=False)
         status = serving_session.describe_transform_job(transformer.latest_transform_job.name)["TransformJobStatus"]
     finally:
-        left = running_containers(image)
+        left = running_containers(deployment.image)
         if left:
             subprocess.run(["docker", "rm", "-f", *left], capture_output=True)
         transformer.delete_model()

@@ -163,7 +163,13 @@ def load_predictor(settings: ServingSettings) -> Callable[[list[str]], list[list
 
     runtime = choose_runtime(settings.model_dir, requested_runtime())
     if runtime == TENSORFLOW:
-        import tensorflow as tf
+        try:
+            import tensorflow as tf
+        except ImportError:  # the ONNX serving image
+            raise ModelDirectoryError(
+                "this model runs on TensorFlow (its directory has no onnx/, or no ONNX copy whose agreement held), "
+                "and this image has none: add the ONNX copies with `albert-ner export --format onnx --model-dir "
+                "DIR`, set ALBERT_NER_RUNTIME=onnx, or serve it with the TensorFlow image") from None
 
         tf.config.threading.set_intra_op_parallelism_threads(settings.intra_op_threads)
         tf.config.threading.set_inter_op_parallelism_threads(2)

@@ -41,7 +41,7 @@ def run_server(settings: ServingSettings | None = None) -> int:
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s",
                         stream=sys.stdout)
-    log.info("serving %s on %s:%d: %d worker(s) x %d threads, %d TensorFlow threads each, body limit %d MB%s",
+    log.info("serving %s on %s:%d: %d worker(s) x %d threads, %d intra-op (model) threads each, body limit %d MB%s",
              resolved.model_dir, resolved.host, resolved.port, resolved.workers, resolved.threads,
              resolved.intra_op_threads, resolved.max_payload_mb, " (batch transform)" if resolved.batch_mode else "")
     GunicornServer().run()
