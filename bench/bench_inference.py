@@ -533,6 +533,8 @@ def main() -> int:
     parser.add_argument("--quick", action="store_true",
                         help="a smoke run: 200 sentences (50 at batch size 1), 1 pass, 1 s endpoint loads")
     parser.add_argument("--markdown", type=Path, help="also write the tables to this file")
+    parser.add_argument("--sentences", type=int, help="the first N test sentences only (default: all 5,000; batch "
+                        f"size 1 takes the first {BATCH_ONE_SENTENCES:,} of them or a quarter, whichever is fewer)")
     args = parser.parse_args()
     if args.quick:
         args.passes, args.seconds = 1, 1
@@ -544,8 +546,8 @@ def main() -> int:
     print(settings + f"; serve: 1 worker on {min(threads, cores)} cores", flush=True)
     import tensorflow as tf
 
-    texts = msra_texts()[:200 if args.quick else None]
-    batch_one = 50 if args.quick else BATCH_ONE_SENTENCES
+    texts = msra_texts()[:200 if args.quick else args.sentences]
+    batch_one = 50 if args.quick else min(BATCH_ONE_SENTENCES, max(1, len(texts) // 4))
 
     def texts_at(batch_size: int) -> list[str]:
         return texts[:batch_one] if batch_size == 1 else texts

@@ -217,9 +217,10 @@ def test_a_broken_model_directory_is_named_in_model_terms_without_host_paths(tra
         (model_dir / "model_config.json").write_text('{"tagger": ', encoding="utf-8")
     if damage == "no weights":
         (model_dir / "model.weights.h5").unlink()
-    # The worker's loader without its TensorFlow thread settings, which this test process may have fixed already.
+    # The worker's loader without its TensorFlow thread settings, which this test process may have fixed already;
+    # on TensorFlow, which needs the weights (the ONNX runtimes read onnx/).
     settings = ServingSettings.from_environ({"SM_MODEL_DIR": str(model_dir), "SAGEMAKER_MODEL_SERVER_WORKERS": "1"})
-    app = InferenceApp(settings, lambda: Predictor.load(settings.model_dir))
+    app = InferenceApp(settings, lambda: Predictor.load(settings.model_dir, runtime="tensorflow"))
     app._loader.join()
     expected = {"missing directory": "the model directory does not exist",
                 "config not JSON": "model_config.json is not JSON (line 1, column 12",

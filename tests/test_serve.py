@@ -101,8 +101,10 @@ class Server:
 
 @pytest.fixture(scope="module")
 def server(trained_job):
+    """On float32 ONNX: these tests compare answers across batches, and the default int8 copy's dynamic
+    quantization makes a score depend on the texts it shares a batch with (test_onnx_runtime.py)."""
     opt_ml, _ = trained_job
-    running = Server(opt_ml.base)
+    running = Server(opt_ml.base, {"ALBERT_NER_RUNTIME": "onnx"})
     running.wait_ready()
     yield running
     running.stop()
@@ -181,7 +183,8 @@ def test_json_instances_and_lists_keep_order(server) -> None:
         assert status == 200
         predictions = json.loads(body)["predictions"]
         assert len(predictions) == 4 and predictions[1] == {"entities": []}
-        assert predictions[0] == predictions[3] and predictions[0]["entities"][0]["text"] == "张三"
+        # The same text twice in one batch: int8 kernels may round its two rows' scores differently.
+        assert same_prediction(predictions[0], predictions[3]) and predictions[0]["entities"][0]["text"] == "张三"
         assert predictions[2]["entities"][0]["text"] == "李四"
 
 

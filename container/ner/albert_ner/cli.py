@@ -268,8 +268,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     export.add_argument("--validation", metavar="FILE_OR_DIR",
                         help="onnx: labelled validation data to measure the int8 copy's F1 and calibration on (without "
                              "it only the float32 copy is checked, and int8 runs only when asked for)")
-    export.add_argument("--quantization", choices=QUANTIZATIONS, default=QUANTIZATIONS[0],
-                        help="onnx: how the int8 copy is made (static calibrates on --calibration)")
+    export.add_argument("--quantization", choices=QUANTIZATIONS,
+                        help="onnx: how the int8 copy is made (default: dynamic; static calibrates on --calibration)")
     export.add_argument("--calibration", metavar="FILE_OR_DIR",
                         help="onnx with --quantization static: training sentences to calibrate the activations on")
     calibrate = commands.add_parser("calibrate", help="fit the entity scores' temperature on validation data "
@@ -394,9 +394,10 @@ def _export(args: argparse.Namespace) -> int:
 
     validation = read_channel(Path(args.validation), repair=True)[0] if args.validation else []
     calibration = read_channel(Path(args.calibration), repair=True)[0] if args.calibration else []
-    if args.quantization == "static" and not calibration:
+    quantization = args.quantization or QUANTIZATIONS[0]
+    if quantization == "static" and not calibration:
         raise AlbertNerError("export --quantization static needs --calibration: training sentences to calibrate on")
-    print(export_onnx(predictor, Path(args.model_dir), validation, calibration, args.quantization))
+    print(export_onnx(predictor, Path(args.model_dir), validation, calibration, quantization))
     return 0
 
 

@@ -128,9 +128,9 @@ class Hyperparameters:
     log_every_steps: int = _hp(50, "Write a progress line every N steps.", minimum=1)
     eval_batch_size: int = _hp(128, "Batch size for evaluation and prediction.", minimum=1)
     onnx_export: str = _hp("dynamic", "The ONNX copies of the model in model/onnx for ONNX Runtime (float32 and "
-                           "int8), their int8 weights quantized dynamic or static (calibrated on training "
-                           "sentences); off writes none and the model serves on TensorFlow.",
-                           choices=("dynamic", "static", "off"))
+                           "int8), the int8 copy quantized dynamic (activation ranges per batch) or static "
+                           "(calibrated on training sentences); off writes none and the model serves on "
+                           "TensorFlow.", choices=("dynamic", "static", "off"))
 
     def __post_init__(self) -> None:
         for spec in dataclasses.fields(self):

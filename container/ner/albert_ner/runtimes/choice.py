@@ -28,7 +28,8 @@ RUNTIMES = (TENSORFLOW, ONNX, ONNX_INT8)
 RUNTIME_VARIABLE = "ALBERT_NER_RUNTIME"
 #: The ONNX model file of each ONNX runtime, in the model directory.
 ONNX_FILES = {ONNX: ONNX_FLOAT32_FILE, ONNX_INT8: ONNX_INT8_FILE}
-#: How the int8 copy is made (:func:`albert_ner.runtimes.onnx_export.quantize`); the first is the default.
+#: How the int8 copy is made (:func:`albert_ner.runtimes.onnx_export.quantize`). Dynamic is the default: on
+#: the main job's model static quantization lost 0.009 validation F1 and ran slower (docs/serving.md#runtimes).
 QUANTIZATIONS = ("dynamic", "static")
 #: Fastest first (bench/README.md); a runtime is a default only where its agreement held.
 PREFERENCE = (ONNX_INT8, ONNX)

@@ -17,17 +17,17 @@ INPUTS = ("ids", "lengths", "lexicon", "temperature")
 OUTPUTS = ("tags", "marginal", "conditional", "closing")
 
 
-def session_options(threads: int | None) -> onnxruntime.SessionOptions:
+def session_options(threads: int | None, spinning: bool = False) -> onnxruntime.SessionOptions:
     """All graph optimisations; ``threads`` intra-op threads (None: ONNX Runtime's default, one per core),
-    one inter-op thread, and no spinning: idle threads must not take the CPU from the HTTP threads and
-    the other workers (bench/README.md has the measurement)."""
+    one inter-op thread, and by default no spinning: idle threads must not take the CPU from the HTTP
+    threads and the other workers (bench/onnx_threads.py measures both)."""
     options = onnxruntime.SessionOptions()
     options.graph_optimization_level = onnxruntime.GraphOptimizationLevel.ORT_ENABLE_ALL
     options.execution_mode = onnxruntime.ExecutionMode.ORT_SEQUENTIAL
     options.inter_op_num_threads = 1
     if threads is not None:
         options.intra_op_num_threads = threads
-    options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+    options.add_session_config_entry("session.intra_op.allow_spinning", "1" if spinning else "0")
     return options
 
 
