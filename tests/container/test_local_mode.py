@@ -101,7 +101,7 @@ def test_estimator_local_mode_trains_and_returns_model_tar_gz(local_training):
     archive, output = local_training.archive, local_training.output
     assert archive.is_file(), f"{archive} missing; output holds {sorted(p.name for p in output.rglob('*'))}"
     with tarfile.open(archive) as packed:
-        names = {Path(name).name for name in packed.getnames()}
+        names = {Path(name).as_posix() for name in packed.getnames()}  # relative, "./" dropped
     print(f"{archive}: {sorted(names)}")
     for name in MODEL_ARTIFACTS:
         assert name in names, f"{name} not in model.tar.gz"
