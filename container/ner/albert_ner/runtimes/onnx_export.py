@@ -75,8 +75,9 @@ def convert(predictor: Predictor, path: Path) -> None:
 
     signature = core_signature(model.lexicon_size)
     function = tf.function(core, input_signature=signature)
-    tf2onnx.convert.from_function(function, input_signature=signature, opset=OPSET,
-                                  custom_op_handlers={"SelectV2": (_select_as_where, [])}, output_path=str(path))
+    with _quiet_loggers():
+        tf2onnx.convert.from_function(function, input_signature=signature, opset=OPSET,
+                                      custom_op_handlers={"SelectV2": (_select_as_where, [])}, output_path=str(path))
 
 
 def quantize(float32: Path, int8: Path, method: str, batches: Iterator[dict[str, np.ndarray]] | None = None) -> None:
@@ -85,7 +86,7 @@ def quantize(float32: Path, int8: Path, method: str, batches: Iterator[dict[str,
     from onnxruntime import quantization
 
     if method == "dynamic":
-        with _quiet_root_logger():
+        with _quiet_loggers():
             quantization.quantize_dynamic(float32, int8, weight_type=quantization.QuantType.QInt8,
                                           op_types_to_quantize=["MatMul"])
         return
@@ -99,7 +100,7 @@ def quantize(float32: Path, int8: Path, method: str, batches: Iterator[dict[str,
         def get_next(self) -> dict[str, np.ndarray] | None:
             return next(remaining, None)
 
-    with _quiet_root_logger():
+    with _quiet_loggers():
         quantization.quantize_static(float32, int8, Reader(), quant_format=quantization.QuantFormat.QDQ,
                                      activation_type=quantization.QuantType.QInt8,
                                      weight_type=quantization.QuantType.QInt8, op_types_to_quantize=["MatMul"],
@@ -107,15 +108,18 @@ def quantize(float32: Path, int8: Path, method: str, batches: Iterator[dict[str,
 
 
 @contextlib.contextmanager
-def _quiet_root_logger() -> Iterator[None]:
-    """ONNX Runtime's quantization logs a line per tensor to the root logger at INFO: keep them out of the job's log."""
-    root = logging.getLogger()
-    level = root.level
-    root.setLevel(max(level, logging.WARNING))
+def _quiet_loggers() -> Iterator[None]:
+    """tf2onnx logs each conversion step at INFO, and ONNX Runtime's quantization a line per tensor to the root
+    logger: keep them out of the job's log (warnings still show)."""
+    loggers = [logging.getLogger(), logging.getLogger("tf2onnx")]
+    levels = [logger.level for logger in loggers]
+    for logger in loggers:
+        logger.setLevel(max(logger.level, logging.WARNING))
     try:
         yield
     finally:
-        root.setLevel(level)
+        for logger, level in zip(loggers, levels, strict=True):
+            logger.setLevel(level)
 
 
 def input_batches(predictor: Predictor, sentences: Sequence[Sentence]) -> Iterator[dict[str, np.ndarray]]:
