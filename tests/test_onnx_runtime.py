@@ -251,3 +251,26 @@ def test_serve_on_tensorflow_when_asked(tiny_model: Path, tmp_path: Path) -> Non
         assert "serving on the tensorflow runtime" in server.output()
     finally:
         server.stop()
+
+
+def test_the_exact_gelu_of_transformers_checkpoints_converts(tmp_path: Path) -> None:
+    """tf2onnx has no ``Erfc`` (TensorFlow's exact GELU): it converts as ``1 - Erf``."""
+    import keras
+
+    from albert_ner.modeling.albert import AlbertConfig
+    from albert_ner.modeling.tagger import AlbertTagger, build_model
+    from albert_ner.tag_schemes import LabelMap
+    from albert_ner.tokenization import CharTokenizer, Vocab
+
+    keras.utils.set_random_seed(3)
+    vocab = Vocab.build([list("张三在北京大学工作李四去了上海")])
+    labels = LabelMap(["LOC", "PER"], "bioes")
+    config = AlbertConfig(vocab_size=len(vocab), embedding_size=16, hidden_size=32, num_hidden_layers=1,
+                          num_attention_heads=2, intermediate_size=64, family="brightmart", hidden_act="gelu_erf")
+    tagger = AlbertTagger(config, len(labels), cls_id=vocab.cls_id, sep_id=vocab.sep_id, pad_id=vocab.pad_id,
+                          lstm_units=8, allowed=labels.allowed_transitions())
+    build_model(tagger, vocab.pad_id)
+    Predictor.of_model(tagger, CharTokenizer(vocab), labels, 16).save(tmp_path)
+    export_onnx(Predictor.load(tmp_path, runtime="tensorflow"), tmp_path)
+    float32 = json.loads((tmp_path / ONNX_AGREEMENT_FILE).read_text(encoding="utf-8"))["runtimes"]["onnx"]
+    assert float32["holds"] is True and float32["identical_entities"] == 200

@@ -51,8 +51,12 @@ def write_artifacts(outputs: JobOutputs, predictor: Predictor, evaluated: Sequen
              done - exporting)
     if onnx_export != "off":
         validation = reports["validation"].sentences if "validation" in reports else []
-        export_onnx(predictor, outputs.model_dir, validation, training if onnx_export == "static" else (),
-                    onnx_export)
+        try:
+            export_onnx(predictor, outputs.model_dir, validation, training if onnx_export == "static" else (),
+                        onnx_export)
+        except Exception as error:  # noqa: BLE001 - a model that does not convert still serves on TensorFlow
+            log.warning("no ONNX copies: the conversion failed (%s: %s); the model serves on TensorFlow",
+                        type(error).__name__, error)
     for directory in (outputs.model_dir, outputs.output_data_dir):
         write_report(reports["validation"].report, directory, VALIDATION_REPORT)
         if "test" in reports:

@@ -62,6 +62,21 @@ def _select_as_where(ctx: Any, node: Any, name: str, args: Any) -> Any:
     return node
 
 
+def _erfc_as_one_minus_erf(ctx: Any, node: Any, name: str, args: Any) -> Any:
+    """Convert TensorFlow's ``Erfc`` (the exact GELU of transformers checkpoints) to ``1 - Erf``: ONNX has
+    ``Erf`` and tf2onnx no ``Erfc``."""
+    from onnx import helper
+
+    output = node.output[0]
+    node.type = "Erf"
+    one = ctx.make_const(f"{node.name}_one", np.array(1, helper.tensor_dtype_to_np_dtype(ctx.get_dtype(output))))
+    ctx.insert_new_node_on_output("Sub", output, inputs=[one.output[0], output])
+    return node
+
+
+CUSTOM_OPS: dict[str, tuple[Any, list]] = {"SelectV2": (_select_as_where, []), "Erfc": (_erfc_as_one_minus_erf, [])}
+
+
 def convert(predictor: Predictor, path: Path) -> None:
     """Write the float32 ONNX graph of ``predictor``'s core (TensorFlow runtime) to ``path``."""
     import tf2onnx
@@ -77,7 +92,7 @@ def convert(predictor: Predictor, path: Path) -> None:
     function = tf.function(core, input_signature=signature)
     with _quiet_loggers():
         tf2onnx.convert.from_function(function, input_signature=signature, opset=OPSET,
-                                      custom_op_handlers={"SelectV2": (_select_as_where, [])}, output_path=str(path))
+                                      custom_op_handlers=CUSTOM_OPS, output_path=str(path))
 
 
 def quantize(float32: Path, int8: Path, method: str, batches: Iterator[dict[str, np.ndarray]] | None = None) -> None:
