@@ -25,7 +25,7 @@ from albert_ner.runtimes.choice import TENSORFLOW, TaggingCore, choose_runtime, 
 from albert_ner.sentences import Entity, Sentence
 from albert_ner.tag_schemes import LabelMap, tags_to_entities
 from albert_ner.tokenization import CharTokenizer
-from albert_ner.windows import merge_window_tags, split_into_windows, window_features
+from albert_ner.windows import Window, merge_window_tags, split_into_windows, window_features
 
 if TYPE_CHECKING:
     from albert_ner.modeling.tagger import AlbertTagger
@@ -88,8 +88,10 @@ class Predictor:
                                                 probabilities.sentence_score()))
         return predictions
 
-    def _predict(self, token_sequences: Sequence[Sequence[str]], with_probabilities: bool
-                 ) -> list[tuple[list[str], TagLogProbabilities | None]]:
+    def windows(self, token_sequences: Sequence[Sequence[str]]
+                ) -> tuple[list[list[Window]], list[tuple[str, ...]], list[np.ndarray]]:
+        """Each sentence's windows, and all windows' tokens and lexicon features in order (the dictionary is
+        matched on the whole sentence, before the cut)."""
         windows_per_sentence = [split_into_windows(Sentence(tokens=tuple(tokens), entities=()), self.window)
                                 for tokens in token_sequences]
         flat = [window.sentence.tokens for windows in windows_per_sentence for window in windows]
@@ -99,6 +101,11 @@ class Predictor:
             for tokens, windows in zip(token_sequences, windows_per_sentence, strict=True):
                 features = self.lexicon.matcher.features(tokens)
                 flat_features.extend(window_features(features, window.offset, window.sentence) for window in windows)
+        return windows_per_sentence, flat, flat_features
+
+    def _predict(self, token_sequences: Sequence[Sequence[str]], with_probabilities: bool
+                 ) -> list[tuple[list[str], TagLogProbabilities | None]]:
+        windows_per_sentence, flat, flat_features = self.windows(token_sequences)
         flat_tags, flat_probabilities = self._tag_windows(flat, flat_features, with_probabilities)
         results: list[tuple[list[str], TagLogProbabilities | None]] = []
         position = 0
