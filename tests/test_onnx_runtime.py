@@ -66,6 +66,16 @@ def test_float32_onnx_equals_the_tensorflow_predictor(random_model_dir: Path) ->
     assert any(prediction.entities for prediction in reference)  # the comparison covers entities
 
 
+def test_the_recurrence_converts_to_onnx_lstm_operators_not_loops(random_model_dir: Path) -> None:
+    """Each LSTM direction is one ONNX ``LSTM`` node in both copies (int8 quantizes the matrix products
+    only): as a loop of small operators per step the BiLSTM ran 1.4x slower (bench/README.md)."""
+    import onnx
+
+    for name in (ONNX_FLOAT32_FILE, ONNX_INT8_FILE):
+        types = [node.op_type for node in onnx.load(random_model_dir / name).graph.node]
+        assert types.count("LSTM") == 2, name
+
+
 def test_one_character_and_single_text_batches(random_model_dir: Path) -> None:
     reference = Predictor.load(random_model_dir, runtime="tensorflow", batch_size=1)
     onnx = Predictor.load(random_model_dir, runtime="onnx", batch_size=1)

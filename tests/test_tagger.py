@@ -99,3 +99,18 @@ def test_bilstm_recurrence_stays_float32_under_mixed_bfloat16() -> None:
     assert model.bilstm(sequence).dtype == tf.float32
     assert all(layer.compute_dtype == "float32" for layer in (model.bilstm.forward_layer,
                                                               model.bilstm.backward_layer))
+
+
+def test_the_bilstm_without_a_mask_equals_the_masked_layer_at_every_character() -> None:
+    """The tagger runs its BiLSTM unmasked (so that it converts to ONNX's LSTM operator): at every character
+    the values must be the masked Bidirectional layer's, bit for bit, whatever the padding holds."""
+    model = tagger(lstm_units=8)
+    rng = np.random.default_rng(0)
+    lengths = np.array([7, 1, 4, 0], np.int32)
+    features = rng.normal(size=(4, 7, 12)).astype(np.float32)
+    model.bilstm.build(features.shape)
+    masked = model.bilstm(features, mask=tf.sequence_mask(lengths, 7)).numpy()
+    unmasked = model._run_bilstm(tf.constant(features), tf.constant(lengths), training=False).numpy()
+    valid = np.arange(7)[None, :] < lengths[:, None]
+    np.testing.assert_array_equal(unmasked[valid], masked[valid])
+    assert not np.array_equal(model.bilstm(features).numpy()[valid], masked[valid])  # the mask matters

@@ -86,10 +86,29 @@ class AlbertTagger(keras.Model):
                 raise ValueError(f"this model needs lexicon features [batch, time, {self.lexicon_size}]")
             features = tf.concat([features, tf.cast(lexicon, features.dtype)], axis=-1)
         if self.bilstm is not None:
-            char_mask = tf.sequence_mask(lengths, time)
-            features = self.dropout(self.bilstm(features, mask=char_mask, training=training),
-                                    training=training)
+            features = self.dropout(self._run_bilstm(features, lengths, training), training=training)
         return self.projection(features)
+
+    def _run_bilstm(self, features: tf.Tensor, lengths: tf.Tensor, training: bool) -> tf.Tensor:
+        """The BiLSTM over right-padded ``features``, without a mask: the same values as
+        ``self.bilstm(features, mask=...)`` at every character (bit for bit; padding rows differ, and
+        nothing reads them).
+
+        The forward direction never sees the padding before a character. The backward one reads each
+        sentence reversed on its own length (``tf.reverse_sequence``), so it starts at the sentence's last
+        character. Without the per-step mask, tf2onnx converts each direction to ONNX's ``LSTM`` operator
+        instead of a loop of small operators (bench/README.md, Runtimes).
+        """
+        assert self.bilstm is not None
+        if not self.bilstm.built:  # as its own call would: the variables' paths stay under "bilstm/"
+            self.bilstm.build(features.shape)
+        forward = self.bilstm.forward_layer(features, training=training)
+        # The backward layer walks its input from the end (go_backwards) and returns its outputs in that
+        # order: give it each sentence reversed on its length, then reversed whole, and undo the first.
+        backward_input = tf.reverse(tf.reverse_sequence(features, lengths, seq_axis=1, batch_axis=0), [1])
+        backward = tf.reverse_sequence(self.bilstm.backward_layer(backward_input, training=training), lengths,
+                                       seq_axis=1, batch_axis=0)
+        return tf.concat([forward, backward], axis=-1)
 
     def per_example_loss(self, scores: tf.Tensor, tag_ids: tf.Tensor, lengths: tf.Tensor) -> tf.Tensor:
         """Negative log-likelihood of each gold sentence ``[batch]`` (summed over its characters)."""
