@@ -291,12 +291,15 @@ def free_port() -> int:
         return probe.getsockname()[1]
 
 
-def start_server(base: Path, runtime: str, threads: int, log_path: Path) -> tuple[subprocess.Popen, int]:
-    """`serve` on ``base/model`` with ``ALBERT_NER_RUNTIME=runtime`` and one worker, pinned to ``threads``
-    cores when this process may use more (its worker sizes its intra-op pool on the cores it may use)."""
+def start_server(base: Path, runtime: str, threads: int, log_path: Path, workers: int = 1
+                 ) -> tuple[subprocess.Popen, int]:
+    """`serve` on ``base/model`` with ``ALBERT_NER_RUNTIME=runtime`` and ``workers`` workers, pinned to
+    ``threads`` cores when this process may use more (each worker's intra-op pool is those cores divided by
+    the workers)."""
     port = free_port()
     environ = dict(os.environ, SAGEMAKER_BASE_DIR=str(base), SAGEMAKER_BIND_TO_PORT=str(port),
-                   ALBERT_NER_BIND_HOST="127.0.0.1", ALBERT_NER_RUNTIME=runtime, SAGEMAKER_MODEL_SERVER_WORKERS="1")
+                   ALBERT_NER_BIND_HOST="127.0.0.1", ALBERT_NER_RUNTIME=runtime,
+                   SAGEMAKER_MODEL_SERVER_WORKERS=str(workers))
     cores = sorted(os.sched_getaffinity(0))
     pin = (lambda: os.sched_setaffinity(0, cores[:threads])) if threads < len(cores) else None
     with open(log_path, "wb") as log:
@@ -383,8 +386,9 @@ class EndpointResult:
     workers: int
 
 
-def bench_endpoint(base: Path, runtime: str, texts: list[str], seconds: float, threads: int) -> EndpointResult:
-    process, port = start_server(base, runtime, threads, base / f"serve-{runtime}.log")
+def bench_endpoint(base: Path, runtime: str, texts: list[str], seconds: float, threads: int, workers: int = 1
+                   ) -> EndpointResult:
+    process, port = start_server(base, runtime, threads, base / f"serve-{runtime}-{workers}.log", workers)
     try:
         load(port, texts, 1, min(2.0, seconds))  # warm-up
         loads = [(clients, *load(port, texts, clients, seconds)) for clients in (1, 8)]
@@ -394,9 +398,9 @@ def bench_endpoint(base: Path, runtime: str, texts: list[str], seconds: float, t
         process.wait(60)
     result = EndpointResult(runtime, loads, max(peaks, default=None), len(peaks))
     for clients, p50, p99, requests, errors in loads:
-        print(f"  serve {runtime}, {clients} client(s): p50 {p50:.1f} ms, p99 {p99:.1f} ms, {requests:,.0f} "
-              f"requests/s, {errors} errors", flush=True)
-    print(f"  serve {runtime}: worker peak RSS {format_mib(result.peak_rss_mib)} MiB", flush=True)
+        print(f"  serve {runtime} ({workers} worker(s)), {clients} client(s): p50 {p50:.1f} ms, p99 {p99:.1f} ms, "
+              f"{requests:,.0f} requests/s, {errors} errors", flush=True)
+    print(f"  serve {runtime} ({workers} worker(s)): worker peak RSS {format_mib(result.peak_rss_mib)} MiB", flush=True)
     return result
 
 

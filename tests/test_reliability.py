@@ -7,6 +7,7 @@ import hashlib
 import json
 import logging
 import re
+import time
 from pathlib import Path
 
 import pytest
@@ -230,3 +231,119 @@ def test_a_broken_model_directory_is_named_in_model_terms_without_host_paths(tra
         error = json.loads(body)["error"]
         assert status == 500 and expected in error, error
         assert "secret-host-dir" not in error and "Traceback" not in error and "JSONDecodeError" not in error
+
+
+def _slow_app(environ: dict[str, str], seconds_per_batch: float, batches: list[list[str]]):
+    from albert_ner.environment import ServingSettings
+    from albert_ner.serving.application import InferenceApp
+    from test_serve import fake_predict
+
+    def predict(texts: list[str]) -> list:
+        batches.append(list(texts))
+        time.sleep(seconds_per_batch)
+        return fake_predict(texts)
+
+    app = InferenceApp(ServingSettings.from_environ({"SAGEMAKER_MODEL_SERVER_WORKERS": "1", **environ}),
+                       lambda: predict)
+    app._loader.join()
+    return app
+
+
+def test_a_request_of_too_many_texts_is_413_naming_the_limit() -> None:
+    """A 1 MB body of a million empty lines took 36 s and 1.2 GB in the worker."""
+    app = ready_app({})
+    started = time.monotonic()
+    status, body = call(app, "POST", "/invocations", b"\n" * 1_000_000, "text/plain")
+    error = json.loads(body)["error"]
+    assert status == 413 and time.monotonic() - started < 10
+    assert "1,000,000 texts" in error and "the limit is 1,000 per request (ALBERT_NER_MAX_TEXTS_PER_REQUEST)" in error
+    assert call(app, "POST", "/invocations", b"\n" * 1000, "text/plain")[0] == 200  # 1,000 empty texts
+    assert call(ready_app({"ALBERT_NER_MAX_TEXTS_PER_REQUEST": "3"}), "POST", "/invocations", b'["a", "b", "c", "d"]'
+                )[0] == 413
+    # Batch transform has no such limit: its bodies are many lines by design.
+    status, body = call(ready_app({"SAGEMAKER_BATCH": "true"}), "POST", "/invocations", b"a\n" * 5000, "text/plain")
+    assert status == 200 and len(body.splitlines()) == 5000
+
+
+def test_a_request_past_its_deadline_is_504_and_its_remaining_batches_are_dropped() -> None:
+    """SAGEMAKER_MODEL_SERVER_TIMEOUT=5 did not stop a 19 s request, and the work went on after the client had gone."""
+    batches: list[list[str]] = []
+    app = _slow_app({"SAGEMAKER_MODEL_SERVER_TIMEOUT": "1", "ALBERT_NER_MAX_TEXTS_PER_REQUEST": "0",
+                     "SAGEMAKER_MAX_BATCH_SIZE": "64"}, 0.05, batches)
+    started = time.monotonic()
+    status, body = call(app, "POST", "/invocations", b"ab\n" * 6400, "text/plain")  # 100 batches: 5 s of work
+    elapsed = time.monotonic() - started
+    error = json.loads(body)["error"]
+    assert status == 504 and 1 <= elapsed < 1.5, (status, elapsed)
+    assert re.search(r"did not finish within 1 s \(SAGEMAKER_MODEL_SERVER_TIMEOUT\): \d+ of its 6400 texts", error)
+    time.sleep(0.2)
+    done = len(batches)
+    time.sleep(0.5)
+    assert len(batches) == done < 30  # nothing more runs for it
+    # The worker is free at once for the next request.
+    assert call(app, "POST", "/invocations", b'{"text": "ok"}')[0] == 200
+
+
+def test_a_short_request_behind_a_large_one_waits_about_one_batch() -> None:
+    """The batcher ran a request whole: a 2-character request behind a 100,000-line one waited 31 s."""
+    from albert_ner.serving.batcher import DynamicBatcher
+    from test_serve import fake_predict
+
+    batches: list[list[str]] = []
+
+    def predict(texts: list[str]) -> list:
+        batches.append(list(texts))
+        time.sleep(0.01)
+        return fake_predict(texts)
+
+    batcher = DynamicBatcher(predict, max_batch_size=16, max_delay=0)
+    large = batcher.submit([f"x{number}" for number in range(1600)])
+    while len(batches) < 3:
+        time.sleep(0.001)
+    submitted_at = len(batches)
+    assert batcher.predict(["ab"], timeout=5)[0][0]["text"] == "ab"
+    went_in = next(index for index, batch in enumerate(batches) if "ab" in batch)
+    assert went_in <= submitted_at + 1  # the batch running when it came, then its own
+    assert [entities[0]["text"] for entities in large.result(30)] == [f"x{number}" for number in range(1600)]
+    assert max(map(len, batches)) == 16
+
+
+def test_batch_transform_answers_stream_a_chunk_at_a_time() -> None:
+    """A batch-transform body of short lines went through the model, and into memory, whole."""
+    from albert_ner.serving.application import STREAMED_CHUNK_TEXTS
+
+    batches: list[list[str]] = []
+    app = _slow_app({"SAGEMAKER_BATCH": "true", "SAGEMAKER_MAX_BATCH_SIZE": "256"}, 0, batches)
+    lines = [f"{number}号" for number in range(5000)]
+    status, body = call(app, "POST", "/invocations", ("\n".join(lines) + "\n").encode(), "text/plain")
+    assert status == 200
+    assert [json.loads(line)["entities"][0]["text"] for line in body.decode().splitlines()] == lines
+    assert max(map(len, batches)) <= 256
+    status, body = call(app, "POST", "/invocations", json.dumps(lines).encode())
+    assert [item["entities"][0]["text"] for item in json.loads(body)["predictions"]] == lines
+    assert STREAMED_CHUNK_TEXTS < 5000
+
+
+def test_the_real_server_limits_texts_and_keeps_its_deadline(trained_job, tmp_path: Path) -> None:
+    from test_serve import Server
+
+    opt_ml, _ = trained_job
+    server = Server(opt_ml.base, {"SAGEMAKER_MODEL_SERVER_TIMEOUT": "2"})
+    try:
+        server.wait_ready()
+        status, _, body = server.invoke("\n" * 1_000_000, "text/plain")
+        assert status == 413 and "ALBERT_NER_MAX_TEXTS_PER_REQUEST" in json.loads(body)["error"]
+    finally:
+        server.stop()
+    server = Server(opt_ml.base, {"SAGEMAKER_MODEL_SERVER_TIMEOUT": "2", "ALBERT_NER_MAX_TEXTS_PER_REQUEST": "0"})
+    try:
+        server.wait_ready()
+        started = time.monotonic()
+        status, _, body = server.invoke("张三在北京工作。\n" * 100_000, "text/plain")
+        assert status == 504 and time.monotonic() - started < 6
+        assert "SAGEMAKER_MODEL_SERVER_TIMEOUT" in json.loads(body)["error"]
+        started = time.monotonic()
+        status, _, _ = server.invoke('{"text": "李四"}')
+        assert status == 200 and time.monotonic() - started < 3  # the dropped work no longer runs
+    finally:
+        server.stop()

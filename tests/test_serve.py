@@ -315,7 +315,7 @@ def test_concurrent_load_has_no_errors_and_ping_stays_fast(server) -> None:
 
 def test_sigterm_finishes_the_request_in_flight_then_exits_0(server) -> None:
     """Runs last: it stops the module's server."""
-    lines = [SENTENCE * 10] * 3000
+    lines = [SENTENCE * 30] * 1000  # the most texts a request may hold
     result: dict = {}
 
     def big_request() -> None:
@@ -328,7 +328,7 @@ def test_sigterm_finishes_the_request_in_flight_then_exits_0(server) -> None:
     server.process.send_signal(signal.SIGTERM)
     sender.join(120)
     status, _, body = result["answer"]
-    assert status == 200 and len(json_lines(body)) == 3000
+    assert status == 200 and len(json_lines(body)) == 1000
     assert server.process.wait(60) == 0, server.output()
 
 
@@ -388,6 +388,21 @@ def test_model_dir_and_port_come_from_the_environment() -> None:
     assert ServingSettings.from_environ({}).workers >= 1
 
 
+def test_default_workers_follow_the_runtime(trained_job, monkeypatch) -> None:
+    """One worker per core on ONNX Runtime, one per 4 cores on TensorFlow (bench/onnx_threads.py)."""
+    from albert_ner import environment
+
+    opt_ml, _ = trained_job
+    monkeypatch.setattr(environment, "available_cores", lambda: 8)
+    settings = {runtime: ServingSettings.from_environ({"SM_MODEL_DIR": str(opt_ml.model_dir),
+                                                       "ALBERT_NER_RUNTIME": runtime})
+                for runtime in ("onnx-int8", "tensorflow")}
+    assert (settings["onnx-int8"].workers, settings["onnx-int8"].intra_op_threads) == (8, 1)
+    assert (settings["tensorflow"].workers, settings["tensorflow"].intra_op_threads) == (2, 4)
+    # A directory that cannot tell (here: none) is sized for TensorFlow; its workers report the problem.
+    assert ServingSettings.from_environ({"SM_MODEL_DIR": "/nonexistent", "ALBERT_NER_RUNTIME": "onnx"}).workers == 2
+
+
 def test_ping_is_503_while_loading_and_500_when_loading_failed() -> None:
     release = threading.Event()
 
@@ -426,8 +441,8 @@ def test_concurrent_requests_share_model_batches() -> None:
         results = list(pool.map(lambda number: batcher.predict(["x" * (number + 1)]), range(64)))
     assert [result[0][0]["end"] for result in results] == [number + 1 for number in range(64)]
     assert sum(batch_sizes) == 64 and max(batch_sizes) <= 16 and len(batch_sizes) < 32
-    big = batcher.predict(["x"] * 40)  # larger than a batch: served whole, on its own
-    assert len(big) == 40 and batch_sizes[-1] == 40
+    big = batcher.predict(["x" * (number + 1) for number in range(40)])  # larger than a batch: cut, in order
+    assert [entities[0]["end"] for entities in big] == list(range(1, 41)) and batch_sizes[-3:] == [16, 16, 8]
 
 
 def test_a_failing_batch_fails_its_requests_only() -> None:

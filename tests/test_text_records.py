@@ -8,7 +8,7 @@ import pytest
 
 from albert_ner.cli import read_texts
 from albert_ner.errors import DataError
-from albert_ner.serving.http_codec import JSON, JSON_LINES, RequestError, parse_texts
+from albert_ner.serving.http_codec import JSON, JSON_LINES, RequestError, RequestTexts
 from albert_ner.text_records import text_of
 
 RECORDS = ['"张三"', '{"text": "李四"}', '{"source": "王五在北京"}', '{"text": "赵六", "source": "ignored"}']
@@ -25,8 +25,10 @@ def test_text_of_takes_a_string_or_text_then_source() -> None:
 
 
 def test_serve_and_the_command_line_read_the_same_texts(tmp_path: Path) -> None:
-    assert parse_texts("\n".join(RECORDS) + "\n", JSON_LINES) == (TEXTS, False)
-    assert parse_texts("[" + ", ".join(RECORDS) + "]", JSON) == (TEXTS, False)
+    for body, kind in (("\n".join(RECORDS) + "\n", JSON_LINES), ("[" + ", ".join(RECORDS) + "]", JSON)):
+        texts = RequestTexts(body, kind)
+        assert list(texts) == TEXTS and len(texts) == 4 and not texts.single
+        assert list(texts.chunks(3)) == [TEXTS[:3], TEXTS[3:]]
     path = tmp_path / "texts.jsonl"
     path.write_text("\n".join(RECORDS) + "\n", encoding="utf-8")
     assert list(read_texts(path)) == TEXTS
@@ -34,7 +36,7 @@ def test_serve_and_the_command_line_read_the_same_texts(tmp_path: Path) -> None:
 
 def test_both_name_where_a_record_without_text_is(tmp_path: Path) -> None:
     with pytest.raises(RequestError) as raised:
-        parse_texts('"ok"\n{"label": 1}\n', JSON_LINES)
+        RequestTexts('"ok"\n{"label": 1}\n', JSON_LINES)
     assert raised.value.status == 400 and raised.value.message.startswith('line 2: an object needs a "text"')
     path = tmp_path / "texts.jsonl"
     path.write_text('"ok"\n{"label": 1}\n', encoding="utf-8")

@@ -31,6 +31,9 @@ from albert_ner.resources import MIB, available_cores, default_workers
 DEFAULT_BASE_DIR = "/opt/ml"
 #: Worker i of a multi-worker job listens on this port + i, so that several can share one machine (tests).
 DEFAULT_WORKER_PORT = 7777
+#: Texts one real-time request may hold: at a few hundred sentences a second per core, a full request
+#: answers well inside SageMaker's 60 s (ALBERT_NER_MAX_TEXTS_PER_REQUEST; 0 removes the limit).
+DEFAULT_MAX_TEXTS_PER_REQUEST = 1000
 
 
 def base_dir(environ: Mapping[str, str]) -> Path:
@@ -155,8 +158,9 @@ class ServingSettings:
     workers: int
     threads: int
     intra_op_threads: int
-    timeout: int
+    timeout: int  # seconds: each request's deadline, and gunicorn's worker timeout
     batch_mode: bool
+    max_texts_per_request: int | None  # real-time requests only; None: no limit
     max_payload_mb: int
     max_batch_size: int
     max_batch_delay: float  # seconds
@@ -177,7 +181,8 @@ class ServingSettings:
         environ = os.environ if environ is None else environ
         model_dir = Path(environ.get("SM_MODEL_DIR") or base_dir(environ) / "model")
         cores = available_cores()
-        workers = _int(environ, "SAGEMAKER_MODEL_SERVER_WORKERS", 0) or default_workers(cores, model_dir)
+        workers = (_int(environ, "SAGEMAKER_MODEL_SERVER_WORKERS", 0)
+                   or default_workers(cores, model_dir, _serves_on_onnx(model_dir, environ)))
         batch_mode = environ.get("SAGEMAKER_BATCH", "").strip().lower() == "true"
         return cls(
             model_dir=model_dir,
@@ -187,12 +192,27 @@ class ServingSettings:
             # Request threads mostly wait on the batcher; enough of them keep /ping answering under load.
             threads=max(16, 4 * cores // workers),
             intra_op_threads=max(1, cores // workers),
-            timeout=_int(environ, "SAGEMAKER_MODEL_SERVER_TIMEOUT", 120),
+            # SageMaker gives a real-time invocation 60 s, and a batch transform one 600 s by default
+            # (InvocationsTimeoutInSeconds): work past that answers a client that has gone.
+            timeout=_int(environ, "SAGEMAKER_MODEL_SERVER_TIMEOUT", 600 if batch_mode else 60),
             batch_mode=batch_mode,
+            max_texts_per_request=None if batch_mode else (
+                _int(environ, "ALBERT_NER_MAX_TEXTS_PER_REQUEST", DEFAULT_MAX_TEXTS_PER_REQUEST) or None),
             max_payload_mb=_int(environ, "SAGEMAKER_MAX_PAYLOAD_IN_MB", 6) if batch_mode else 6,
             max_batch_size=_int(environ, "SAGEMAKER_MAX_BATCH_SIZE", 64),
             max_batch_delay=_int(environ, "SAGEMAKER_MAX_BATCH_DELAY_MS", 5) / 1000,
         )
+
+
+def _serves_on_onnx(model_dir: Path, environ: Mapping[str, str]) -> bool:
+    """Whether the workers will run the model on ONNX Runtime; a model directory that cannot tell is left to
+    the workers, which report what is wrong with it."""
+    from albert_ner.runtimes.choice import TENSORFLOW, choose_runtime, requested_runtime
+
+    try:
+        return choose_runtime(model_dir, requested_runtime(environ=environ), announce=False) != TENSORFLOW
+    except AlbertNerError:
+        return False
 
 
 def _int(environ: Mapping[str, str], key: str, default: int) -> int:

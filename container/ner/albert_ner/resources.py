@@ -86,14 +86,16 @@ def available_memory_bytes() -> int:
     return available or 2**30
 
 
-def default_workers(cores: int, model_dir: Path) -> int:
-    """One worker per 4 cores (each runs the model on several cores; its batches are what scale), as
-    many as memory holds: a worker needs the TensorFlow runtime (~600 MiB) plus a few copies of the
-    weights."""
+def default_workers(cores: int, model_dir: Path, on_onnx: bool) -> int:
+    """As many workers as memory holds, up to one per 4 cores on TensorFlow (each runs the model on several
+    cores; its batches are what scale) and one per core on ONNX Runtime, where 2 one-thread workers
+    answered 8 clients 1.27x faster than one two-thread worker (bench/onnx_threads.py). A worker needs its
+    runtime (TensorFlow ~600 MiB, ONNX Runtime ~250 MiB) plus a few copies of the weights."""
     weights = model_dir / "model.weights.h5"
-    per_worker = 600 * MIB + 3 * (weights.stat().st_size if weights.exists() else 50 * MIB)
+    runtime_bytes = (250 if on_onnx else 600) * MIB
+    per_worker = runtime_bytes + 3 * (weights.stat().st_size if weights.exists() else 50 * MIB)
     by_memory = max(1, available_memory_bytes() // per_worker)
-    return max(1, min(cores // 4, by_memory))
+    return max(1, min(cores if on_onnx else cores // 4, by_memory))
 
 
 class ThroughputMeter:

@@ -82,8 +82,9 @@ def read_agreement(model_dir: Path) -> dict[str, Any] | None:
 _said_no_onnx: set[Path] = set()
 
 
-def choose_runtime(model_dir: Path, requested: str | None = None) -> str:
-    """``requested`` when the model directory has it (else a :class:`ModelDirectoryError`), or the default."""
+def choose_runtime(model_dir: Path, requested: str | None = None, announce: bool = True) -> str:
+    """``requested`` when the model directory has it (else a :class:`ModelDirectoryError`), or the default;
+    ``announce``: log (once per directory) that a directory without ONNX copies runs on TensorFlow."""
     agreement = read_agreement(model_dir)
     if requested is not None:
         if requested != TENSORFLOW and not (model_dir / ONNX_FILES[requested]).is_file():
@@ -92,7 +93,7 @@ def choose_runtime(model_dir: Path, requested: str | None = None) -> str:
                 f"have; write it with `albert-ner export --format onnx --model-dir DIR`, or run on tensorflow")
         return requested
     if agreement is None:
-        if model_dir.resolve() not in _said_no_onnx:
+        if announce and model_dir.resolve() not in _said_no_onnx:
             _said_no_onnx.add(model_dir.resolve())
             log.info("the model directory has no %s (it was written before ONNX export): running on TensorFlow; "
                      "`albert-ner export --format onnx --model-dir DIR` adds the faster runtimes", ONNX_AGREEMENT_FILE)

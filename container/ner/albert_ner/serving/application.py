@@ -6,29 +6,35 @@ once the model can answer, 500 if loading failed. The HTTP contract is in :mod:`
 
 from __future__ import annotations
 
+import itertools
 import json
 import logging
 import threading
 import time
-from collections.abc import Callable
+from collections import deque
+from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
 from albert_ner.environment import ServingSettings
 from albert_ner.errors import ModelDirectoryError
 from albert_ner.resources import MIB
-from albert_ner.serving.batcher import DynamicBatcher
+from albert_ner.serving.batcher import DeadlineExceeded, DynamicBatcher, Submission
 from albert_ner.serving.http_codec import (
     JSON,
     TEXT,
     RequestError,
+    RequestTexts,
     check_content_type,
     media_type,
     output_type,
-    parse_texts,
     render,
+    render_chunks,
 )
 
 log = logging.getLogger("albert_ner.serving")
+
+#: Texts of a batch-transform body handed to the batcher at a time (it cuts them into model batches).
+STREAMED_CHUNK_TEXTS = 1024
 
 
 class InferenceApp:
@@ -54,7 +60,7 @@ class InferenceApp:
         self.batcher = DynamicBatcher(predict, self.settings.max_batch_size, self.settings.max_batch_delay)
         log.info("model loaded from %s in %.1f s; serving", self.settings.model_dir, time.monotonic() - started)
 
-    def __call__(self, environ: dict, start_response: Callable) -> list[bytes]:
+    def __call__(self, environ: dict, start_response: Callable) -> Iterable[bytes]:
         method, path = environ.get("REQUEST_METHOD", "GET"), environ.get("PATH_INFO", "")
         try:
             if path == "/ping":
@@ -78,7 +84,8 @@ class InferenceApp:
             body = json.dumps({"error": f"internal error: {type(error).__name__}: {error}"}).encode()
             return self._respond(start_response, 500, body, JSON)
 
-    def _invocations(self, environ: dict, start_response: Callable) -> list[bytes]:
+    def _invocations(self, environ: dict, start_response: Callable) -> Iterable[bytes]:
+        deadline = time.monotonic() + self.settings.timeout
         content_type = media_type(environ.get("CONTENT_TYPE")) or JSON
         check_content_type(content_type)
         kind = output_type(environ.get("HTTP_ACCEPT"), content_type)
@@ -88,10 +95,51 @@ class InferenceApp:
         except UnicodeDecodeError as error:
             raise RequestError(400, f"the body is not UTF-8: byte 0x{body[error.start]:02x} at offset "
                                     f"{error.start} is {error.reason}") from None
-        texts, single = parse_texts(text.removeprefix("\ufeff"), content_type)
+        del body
+        texts = RequestTexts(text.removeprefix("\ufeff"), content_type)
+        limit = self.settings.max_texts_per_request
+        if limit is not None and len(texts) > limit:
+            raise RequestError(413, f"the request holds {len(texts):,} texts; the limit is {limit:,} per request "
+                                    "(ALBERT_NER_MAX_TEXTS_PER_REQUEST): send them in several requests, or "
+                                    "through batch transform")
         batcher = self._require_model()
-        predictions = batcher.predict(texts)
-        return self._respond(start_response, 200, render(predictions, single, kind), kind)
+        if not self.settings.batch_mode:
+            predictions = self._wait(batcher.submit(list(texts), deadline))
+            return self._respond(start_response, 200, render(predictions, texts.single, kind), kind)
+        # Batch transform: the answer streams a chunk at a time, two chunks in the model at once, so a
+        # 100 MB body of short lines never holds all its texts' tokens and entities at the same time.
+        chunks = self._predicted_chunks(batcher, texts, deadline)
+        first = next(chunks, [])  # a failure before the first byte is still an HTTP error
+        start_response("200 OK", [("Content-Type", kind)])
+        return self._streamed(render_chunks(itertools.chain([first], chunks), texts.single, kind))
+
+    @staticmethod
+    def _streamed(pieces: Iterator[bytes]) -> Iterator[bytes]:
+        """``pieces``, and past the first, a failure cuts the answer short (an unfinished chunked body, which
+        every HTTP client reports as an error) with the reason in the log."""
+        try:
+            yield from pieces
+        except RequestError as error:
+            log.error("a batch-transform answer was cut short: %s", error.message)
+            raise
+
+    def _predicted_chunks(self, batcher: DynamicBatcher, texts: RequestTexts, deadline: float
+                          ) -> Iterator[list[Any]]:
+        in_flight: deque[Submission] = deque()
+        for chunk in texts.chunks(STREAMED_CHUNK_TEXTS):
+            in_flight.append(batcher.submit(chunk, deadline))
+            if len(in_flight) > 1:
+                yield self._wait(in_flight.popleft())
+        while in_flight:
+            yield self._wait(in_flight.popleft())
+
+    def _wait(self, submission: Submission) -> list[Any]:
+        try:
+            return submission.result()
+        except DeadlineExceeded as error:
+            raise RequestError(504, f"the request did not finish within {self.settings.timeout} s "
+                                    f"(SAGEMAKER_MODEL_SERVER_TIMEOUT): {error}; send fewer or shorter texts "
+                                    "per request") from None
 
     def _read_body(self, environ: dict) -> bytes:
         limit = self.settings.max_payload_bytes
@@ -131,7 +179,7 @@ class InferenceApp:
     def _respond(start_response: Callable, status: int, body: bytes, kind: str) -> list[bytes]:
         reason = {200: "OK", 400: "Bad Request", 404: "Not Found", 405: "Method Not Allowed",
                   406: "Not Acceptable", 413: "Payload Too Large", 415: "Unsupported Media Type",
-                  500: "Internal Server Error", 503: "Service Unavailable"}.get(status, "Error")
+                  500: "Internal Server Error", 503: "Service Unavailable", 504: "Gateway Timeout"}.get(status, "Error")
         headers = [("Content-Type", kind if kind != TEXT else "text/plain; charset=utf-8"),
                    ("Content-Length", str(len(body)))]
         if status == 413:

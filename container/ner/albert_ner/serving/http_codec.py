@@ -4,8 +4,9 @@ which answer a client gets (``Accept``), and how entities are rendered; client e
 
 from __future__ import annotations
 
+import itertools
 import json
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from typing import Any
 
 from albert_ner.text_records import text_of
@@ -38,18 +39,40 @@ def check_content_type(content_type: str) -> None:
                                 + ", ".join(SUPPORTED_CONTENT_TYPES))
 
 
-def parse_texts(body: str, content_type: str) -> tuple[list[str], bool]:
-    """The texts of a request body, and whether it asked for a single text (``{"text": ...}``)."""
-    check_content_type(content_type)
-    if content_type == JSON:
-        texts, single = _texts_of_json(body)
-    elif content_type == TEXT:
-        texts, single = list(_lines(body)), False
-    else:
-        texts, single = [_text_of_json_line(line, number) for number, line in enumerate(_lines(body), start=1)], False
-    for number, text in enumerate(texts, start=1):
-        _require_unicode(text, number)
-    return texts, single
+class RequestTexts:
+    """The texts of a request body, checked whole when made (a bad line is a 400 before any work starts)
+    and read again, lazily, when iterated: a body of millions of lines is never held as millions of
+    strings at once (batch transform's bodies go through the model in chunks)."""
+
+    def __init__(self, body: str, content_type: str):
+        check_content_type(content_type)
+        self._body = body
+        self._content_type = content_type
+        self.single = False
+        self._items: list[str] | None = None  # a JSON document's texts, parsed once
+        if content_type == JSON:
+            self._items, self.single = _texts_of_json(body)
+        self.count = sum(1 for _ in self)
+
+    def __len__(self) -> int:
+        return self.count
+
+    def __iter__(self) -> Iterator[str]:
+        if self._items is not None:
+            texts: Iterable[str] = self._items
+        elif self._content_type == TEXT:
+            texts = _lines(self._body)
+        else:
+            texts = (_text_of_json_line(line, number) for number, line in enumerate(_lines(self._body), start=1))
+        for number, text in enumerate(texts, start=1):
+            _require_unicode(text, number)
+            yield text
+
+    def chunks(self, size: int) -> Iterator[list[str]]:
+        """The texts in lists of at most ``size``."""
+        iterator = iter(self)
+        while chunk := list(itertools.islice(iterator, size)):
+            yield chunk
 
 
 def _require_unicode(text: str, number: int) -> None:
@@ -62,11 +85,16 @@ def _require_unicode(text: str, number: int) -> None:
                                 f"(U+{ord(text[error.start]):04X}), not Unicode text") from None
 
 
-def _lines(body: str) -> list[str]:
-    lines = body.split("\n")
-    if len(lines) > 1 and lines[-1] == "":
-        lines.pop()  # the newline that ends the last line
-    return [line[:-1] if line.endswith("\r") else line for line in lines]
+def _lines(body: str) -> Iterator[str]:
+    """The body's lines, one at a time (``\\n`` or ``\\r\\n``; the newline that ends the last line ends it)."""
+    start = 0
+    while start < len(body) or start == 0:
+        end = body.find("\n", start)
+        if end < 0:
+            end = len(body)
+        line = body[start:end]
+        yield line[:-1] if line.endswith("\r") else line
+        start = end + 1
 
 
 def _load_json(text: str, where: str = "") -> Any:
@@ -136,11 +164,24 @@ def _accept_items(accept: str) -> Iterable[tuple[str, float]]:
 
 
 def render(predictions: list[list[dict]], single: bool, kind: str) -> bytes:
+    return b"".join(render_chunks([predictions], single, kind))
+
+
+def render_chunks(chunks: Iterable[list[list[dict]]], single: bool, kind: str) -> Iterator[bytes]:
+    """The answer to a request, a piece per chunk of its texts' entities (joined, the whole answer)."""
     if kind != JSON:
-        return "".join(json.dumps({"entities": entities}, ensure_ascii=False) + "\n"
-                       for entities in predictions).encode("utf-8")
+        for predictions in chunks:
+            yield "".join(json.dumps({"entities": entities}, ensure_ascii=False) + "\n"
+                          for entities in predictions).encode("utf-8")
+        return
     if single:
-        document: Any = {"entities": predictions[0]}
-    else:
-        document = {"predictions": [{"entities": entities} for entities in predictions]}
-    return json.dumps(document, ensure_ascii=False).encode("utf-8")
+        (predictions,) = chunks
+        yield json.dumps({"entities": predictions[0]}, ensure_ascii=False).encode("utf-8")
+        return
+    yield b'{"predictions": ['
+    separator = ""
+    for predictions in chunks:
+        for entities in predictions:
+            yield (separator + json.dumps({"entities": entities}, ensure_ascii=False)).encode("utf-8")
+            separator = ", "
+    yield b"]}"
