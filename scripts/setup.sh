@@ -24,13 +24,15 @@ if [ "$venv" = .venv-job ]; then
     exit 0
 fi
 # tests/test_report_page.py screenshots report.html with Debian's Chromium; a CJK font draws the sample's
-# Chinese text. Without root or apt the test is skipped (CI sets ALBERT_NER_REQUIRE_BROWSER=1: it fails).
-if ! command -v chromium >/dev/null || ! fc-list :lang=zh 2>/dev/null | grep -q .; then
+# Chinese text. serve runs nginx in front of gunicorn where it is installed, as the images do
+# (tests/test_reliability.py's slow-client test needs it). Without root or apt those tests are skipped
+# (CI sets ALBERT_NER_REQUIRE_BROWSER=1 and ALBERT_NER_REQUIRE_NGINX=1: they fail).
+if ! command -v chromium >/dev/null || ! fc-list :lang=zh 2>/dev/null | grep -q . || [ ! -x /usr/sbin/nginx ]; then
     if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
         apt-get update -qq
         DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends chromium fontconfig \
-            fonts-liberation fonts-wqy-microhei >/dev/null
+            fonts-liberation fonts-wqy-microhei nginx >/dev/null
     else
-        echo "setup.sh: chromium not installed (needs root and apt-get); the browser test will be skipped" >&2
+        echo "setup.sh: chromium or nginx not installed (needs root and apt-get); their tests will be skipped" >&2
     fi
 fi

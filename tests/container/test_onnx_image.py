@@ -87,6 +87,7 @@ def test_onnx_image_serves_the_trained_model_as_the_training_image_does(image, o
             answers[name] = predictions(port)
             logs = subprocess.run(["docker", "logs", container], capture_output=True, text=True)
             print(f"{name} log:\n{(logs.stdout + logs.stderr)[-1500:]}")
+            assert "nginx in front" in logs.stdout + logs.stderr  # both images run nginx before gunicorn
         finally:
             subprocess.run(["docker", "rm", "-f", container], capture_output=True)
     sizes = {name: image_size(tag) for name, tag in (("training image", image), ("onnx image", onnx_image))}

@@ -2,8 +2,9 @@
 
 SageMaker's contract: listen on 8080 (``SAGEMAKER_BIND_TO_PORT`` moves it), ``GET /ping`` within 2 s,
 ``POST /invocations``, optionally ``GET /execution-parameters`` for batch transform. The server is
-gunicorn with threaded (``gthread``) workers. Each worker loads the model in a background thread, so
-``/ping`` answers at once: 503 while loading, 200 once the model can answer, 500 if loading failed.
+nginx (where installed, as in the images) in front of gunicorn with threaded (``gthread``) workers. Each
+worker loads the model in a background thread, so ``/ping`` answers at once: 503 while loading, 200 once
+the model can answer, 500 if loading failed.
 
 Requests are served through :class:`~albert_ner.prediction.Predictor`, the object that evaluates during
 training and backs ``albert-ner predict``, so the endpoint, the CLI and the test report cannot disagree.
@@ -27,12 +28,16 @@ exclusive, and the model's probability (0 to 1) that exactly these characters fo
 
 Environment (read by :class:`~albert_ner.environment.ServingSettings`): ``SAGEMAKER_BIND_TO_PORT`` (8080),
 ``SM_MODEL_DIR`` or ``SAGEMAKER_BASE_DIR``/model
-(/opt/ml/model), ``SAGEMAKER_MODEL_SERVER_WORKERS`` and ``SAGEMAKER_MODEL_SERVER_TIMEOUT`` (as in AWS's
-inference toolkit), ``SAGEMAKER_BATCH`` + ``SAGEMAKER_MAX_PAYLOAD_IN_MB`` (body limit in batch transform;
-6 MB otherwise), ``SAGEMAKER_MAX_BATCH_SIZE`` (texts per model batch, 64) and
-``SAGEMAKER_MAX_BATCH_DELAY_MS`` (5), ``ALBERT_NER_BIND_HOST`` (0.0.0.0).
+(/opt/ml/model), ``SAGEMAKER_MODEL_SERVER_WORKERS`` (as in AWS's inference toolkit; by default one per
+core on ONNX Runtime, one per 4 cores on TensorFlow), ``SAGEMAKER_MODEL_SERVER_TIMEOUT`` (each request's
+deadline: 60 s, 600 s in batch transform; then 504), ``SAGEMAKER_BATCH`` + ``SAGEMAKER_MAX_PAYLOAD_IN_MB``
+(body limit in batch transform, 0 for none; 6 MB otherwise), ``ALBERT_NER_MAX_TEXTS_PER_REQUEST`` (real-time
+requests: 1,000; 0 for none; then 413), ``SAGEMAKER_MAX_BATCH_SIZE`` (texts per model batch, 64) and
+``SAGEMAKER_MAX_BATCH_DELAY_MS`` (5), ``ALBERT_NER_BIND_HOST`` (0.0.0.0), ``ALBERT_NER_NGINX`` (``off``:
+no nginx in front).
 
 Modules: :mod:`~albert_ner.serving.batcher` (the dynamic batcher), :mod:`~albert_ner.serving.http_codec`
 (request bodies, content negotiation, rendering), :mod:`~albert_ner.serving.application` (the WSGI
-application and the model loading), :mod:`~albert_ner.serving.server` (the gunicorn launch).
+application and the model loading), :mod:`~albert_ner.serving.nginx` (the nginx front),
+:mod:`~albert_ner.serving.server` (the launch: nginx and gunicorn).
 """

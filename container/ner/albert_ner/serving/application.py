@@ -146,8 +146,7 @@ class InferenceApp:
         stream = environ["wsgi.input"]
         if limit is None:
             return stream.read()
-        too_large = RequestError(413, f"the body is larger than the {self.settings.max_payload_mb} MB limit"
-                                      + (" (SAGEMAKER_MAX_PAYLOAD_IN_MB)" if self.settings.batch_mode else ""))
+        too_large = RequestError(413, body_too_large(self.settings))
         length = environ.get("CONTENT_LENGTH") or ""
         if length.strip():
             try:
@@ -186,6 +185,12 @@ class InferenceApp:
             headers.append(("Connection", "close"))  # the unread body must not be parsed as a request
         start_response(f"{status} {reason}", headers)
         return [body]
+
+
+def body_too_large(settings: ServingSettings) -> str:
+    """The 413 message, from the application or nginx in front of it."""
+    return (f"the body is larger than the {settings.max_payload_mb} MB limit"
+            + (" (SAGEMAKER_MAX_PAYLOAD_IN_MB)" if settings.batch_mode else ""))
 
 
 def _discard(stream: Any, size: int, at_most: int) -> None:
