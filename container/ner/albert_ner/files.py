@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import codecs
 import contextlib
+import fcntl
+import logging
 import os
 import shutil
 import tempfile
@@ -89,6 +91,24 @@ def replacing(path: Path) -> Iterator[Path]:
         _remove(temporary)
         raise
     replace_atomically(temporary, path)
+
+
+@contextlib.contextmanager
+def locked(path: Path, what: str) -> Iterator[None]:
+    """Hold an exclusive lock on the file ``path`` (created if absent) for the block, waiting for whoever holds
+    it; ``what`` names the work in the log while waiting. ``flock`` locks hold across processes on one machine
+    and on NFS mounts such as EFS (as byte-range locks), so jobs sharing a cache volume take turns."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "a+b") as handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            logging.getLogger(__name__).info("%s: another process holds %s; waiting for it", what, path)
+            fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
 
 
 def write_bytes_atomically(path: Path, data: bytes) -> None:

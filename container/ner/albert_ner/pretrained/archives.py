@@ -24,6 +24,9 @@ from albert_ner.errors import CheckpointError
 #: The largest released Chinese ALBERT (Google's albert_xxlarge_zh) unpacks to under 1 GiB.
 DEFAULT_MAX_EXTRACTED_BYTES = 4 * 1024 ** 3
 _CHUNK = 1024 * 1024
+#: Directory levels an entry may have: checkpoints are a folder or two deep, and a path of thousands of
+#: levels only exhausts the file system's limits.
+MAX_DEPTH = 32
 
 
 def extract_archive(archive: Path, destination: Path, max_bytes: int | None = None) -> None:
@@ -40,21 +43,34 @@ def extract_archive(archive: Path, destination: Path, max_bytes: int | None = No
     try:
         entries = _zip_entries(archive, max_bytes) if zipfile.is_zipfile(archive) else _tar_entries(archive, max_bytes)
         written = 0
+        files: set[str] = set()
         for name, is_directory, stream in entries:
             target = temporary.joinpath(*PurePosixPath(name).parts)
-            if is_directory:
-                target.mkdir(parents=True, exist_ok=True)
-                continue
-            target.parent.mkdir(parents=True, exist_ok=True)
-            assert stream is not None
-            with open(target, "xb") as output:
-                while chunk := stream.read(_CHUNK):
-                    written += len(chunk)
-                    if written > max_bytes:
-                        raise CheckpointError(f"{archive.name}: refused: unpacking entry {name!r} exceeds the cap "
-                                              f"of {max_bytes:,} bytes (a zip bomb, or raise "
-                                              "ALBERT_NER_MAX_EXTRACTED_BYTES)")
-                    output.write(chunk)
+            try:
+                if is_directory:
+                    target.mkdir(parents=True, exist_ok=True)
+                    continue
+                if name in files:
+                    raise CheckpointError(f"{archive.name}: refused: entry {name!r} appears twice")
+                if target == temporary:
+                    raise CheckpointError(f"{archive.name}: refused: entry {name!r} is a file with no name")
+                files.add(name)
+                target.parent.mkdir(parents=True, exist_ok=True)
+                assert stream is not None
+                with open(target, "xb") as output:
+                    while chunk := stream.read(_CHUNK):
+                        written += len(chunk)
+                        if written > max_bytes:
+                            raise CheckpointError(f"{archive.name}: refused: unpacking entry {name!r} exceeds the "
+                                                  f"cap of {max_bytes:,} bytes (a zip bomb, or raise "
+                                                  "ALBERT_NER_MAX_EXTRACTED_BYTES)")
+                        output.write(chunk)
+            except (FileExistsError, NotADirectoryError, IsADirectoryError) as error:
+                raise CheckpointError(f"{archive.name}: refused: entry {name!r} clashes with an earlier one (a file "
+                                      "where a directory is, or the reverse)") from error
+            except OSError as error:
+                raise CheckpointError(f"{archive.name}: entry {name!r} cannot be unpacked: "
+                                      f"{error.strerror or error}") from error
         os.replace(temporary, destination)
     except BaseException:
         shutil.rmtree(temporary, ignore_errors=True)
@@ -67,6 +83,9 @@ def _checked_name(archive: Path, name: str) -> str:
         raise CheckpointError(f"{archive.name}: refused: entry {name!r} has an absolute path")
     if ".." in path.parts:
         raise CheckpointError(f"{archive.name}: refused: entry {name!r} climbs out of the directory (..)")
+    if len(path.parts) > MAX_DEPTH or any(len(part.encode("utf-8")) > 255 for part in path.parts):
+        raise CheckpointError(f"{archive.name}: refused: entry {name[:80]!r}... is {len(path.parts):,} levels deep or "
+                              f"has a name part over 255 bytes (at most {MAX_DEPTH} levels)")
     return str(path)
 
 
@@ -77,6 +96,8 @@ def _zip_entries(archive: Path, max_bytes: int) -> Iterator[tuple[str, bool, IO[
         for member in members:
             _checked_name(archive, member.filename)
             mode = member.external_attr >> 16
+            if not stat.S_IFMT(mode):  # permission bits alone (ZipFile.writestr, DOS zips): a plain entry
+                mode = 0
             if stat.S_ISLNK(mode):
                 raise CheckpointError(f"{archive.name}: refused: entry {member.filename!r} is a symbolic link")
             if mode and not (stat.S_ISREG(mode) or stat.S_ISDIR(mode)):

@@ -29,7 +29,7 @@ from pathlib import Path
 from typing import Any
 
 from albert_ner.errors import CheckpointError, HyperparameterError
-from albert_ner.files import replacing
+from albert_ner.files import locked, replacing
 from albert_ner.pretrained import hub
 from albert_ner.pretrained.archives import extract_archive
 from albert_ner.pretrained.checkpoint import TF1, find_pretrained
@@ -172,34 +172,69 @@ def archive_url(archive: Archive, environ: Mapping[str, str]) -> str:
 def _archive_source(name: str, archive: Archive, environ: Mapping[str, str]) -> PretrainedSource:
     url = archive_url(archive, environ)
     root = cache_dir(environ)
-    directory = root / name.replace("/", "--")
-    manifest = directory / _MANIFEST
-    if manifest.is_file():
-        origin = json.loads(manifest.read_text(encoding="utf-8"))
-        log.info("pretrained_model %s: unpacked copy in the cache %s (downloaded from %s)", name, directory,
-                 origin.get("url"))
-    else:
-        file_name = archive.path.rsplit("/", 1)[1]
-        downloaded = root / "downloads" / f"{name.replace('/', '--')}--{file_name}"
-        what = f"pretrained_model={name!r}"
-        log.info("pretrained_model %s: downloading %s into %s", name, redact_url(url), root)
-        download(url, downloaded, what, archive.sha256)
-        archive_sha256 = sha256_of(downloaded)
-        origin = {"source": "archive", "pretrained_model": name, "url": redact_url(url),
-                  "revision": f"sha256:{archive_sha256}", "archive_sha256": archive_sha256, "license": None}
-        try:
-            with replacing(directory) as unpacked:
-                extract_archive(downloaded, unpacked)
-                find_pretrained(unpacked)  # a download that is not an ALBERT fails here, not half-way into training
-                (unpacked / _MANIFEST).write_text(json.dumps(origin, indent=2) + "\n", encoding="utf-8")
-        except CheckpointError as error:
-            downloaded.unlink()
-            raise CheckpointError(f"{what}: {redact_url(url)}: {error}") from error
-        downloaded.unlink()
+    entry = name.replace("/", "--")
+    directory = root / entry
+    what = f"pretrained_model={name!r}"
+    # One process at a time per cache entry: parallel jobs sharing the cache volume wait for the first
+    # one's download and then reuse it, instead of writing into each other's partial file.
+    with locked(root / "locks" / f"{entry}.lock", what):
+        origin = _verified_manifest(directory, what)
+        if origin is not None:
+            log.info("pretrained_model %s: unpacked copy in the cache %s (downloaded from %s; every file's sha256 "
+                     "checked)", name, directory, origin.get("url"))
+        else:
+            downloaded = root / "downloads" / f"{entry}--{archive.path.rsplit('/', 1)[1]}"
+            origin = _download_and_unpack(url, archive, downloaded, directory, what)
     log.warning("pretrained_model %s: the archive carries no licence file; check the terms of its publisher "
                 "(https://github.com/brightmart/albert_zh, https://github.com/google-research/albert) before "
                 "shipping a model trained from it", name)
     return PretrainedSource(directory, {**origin, "pretrained_model": name})
+
+
+def _download_and_unpack(url: str, archive: Archive, downloaded: Path, directory: Path, what: str) -> dict[str, Any]:
+    """Download the archive, unpack it into ``directory`` with a manifest of its origin and of every file's
+    sha256; the archive itself is removed."""
+    log.info("%s: downloading %s into %s", what, redact_url(url), downloaded.parent.parent)
+    download(url, downloaded, what, archive.sha256)
+    archive_sha256 = sha256_of(downloaded)
+    origin = {"source": "archive", "url": redact_url(url), "revision": f"sha256:{archive_sha256}",
+              "archive_sha256": archive_sha256, "license": None}
+    try:
+        with replacing(directory) as unpacked:
+            extract_archive(downloaded, unpacked)
+            find_pretrained(unpacked)  # a download that is not an ALBERT fails here, not half-way into training
+            files = {path.relative_to(unpacked).as_posix(): sha256_of(path)
+                     for path in sorted(unpacked.rglob("*")) if path.is_file()}
+            (unpacked / _MANIFEST).write_text(json.dumps({**origin, "files": files}, indent=2) + "\n",
+                                              encoding="utf-8")
+    except CheckpointError as error:
+        downloaded.unlink()
+        raise CheckpointError(f"{what}: {redact_url(url)}: {error}") from error
+    downloaded.unlink()
+    return origin
+
+
+def _verified_manifest(directory: Path, what: str) -> dict[str, Any] | None:
+    """The origin recorded in a cache entry whose files all still have the sha256 its manifest records;
+    None (and the entry removed, saying why) when there is no entry or it cannot be trusted."""
+    manifest = directory / _MANIFEST
+    if not manifest.is_file():
+        return None
+    try:
+        recorded = json.loads(manifest.read_text(encoding="utf-8"))
+        files = recorded["files"]
+        problem = next((f"{name}: {'missing' if not (directory / name).is_file() else 'sha256 differs'}"
+                        for name, digest in files.items()
+                        if not (directory / name).is_file() or sha256_of(directory / name) != digest), None)
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError, KeyError, TypeError, AttributeError) as error:
+        problem = f"{_MANIFEST} unreadable or without file digests ({type(error).__name__})"
+    if problem is not None:
+        log.warning("%s: the cached copy in %s cannot be trusted (%s); downloading it again", what, directory,
+                    problem)
+        shutil.rmtree(directory)
+        return None
+    recorded.pop("files")
+    return recorded
 
 
 def _log_licence(name: str, license_id: str | None) -> None:
