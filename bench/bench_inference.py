@@ -291,15 +291,15 @@ def free_port() -> int:
         return probe.getsockname()[1]
 
 
-def start_server(base: Path, runtime: str, threads: int, log_path: Path, workers: int = 1
-                 ) -> tuple[subprocess.Popen, int]:
+def start_server(base: Path, runtime: str, threads: int, log_path: Path, workers: int = 1,
+                 environ: dict[str, str] | None = None) -> tuple[subprocess.Popen, int]:
     """`serve` on ``base/model`` with ``ALBERT_NER_RUNTIME=runtime`` and ``workers`` workers, pinned to
     ``threads`` cores when this process may use more (each worker's intra-op pool is those cores divided by
-    the workers)."""
+    the workers); ``environ`` adds to its environment."""
     port = free_port()
     environ = dict(os.environ, SAGEMAKER_BASE_DIR=str(base), SAGEMAKER_BIND_TO_PORT=str(port),
                    ALBERT_NER_BIND_HOST="127.0.0.1", ALBERT_NER_RUNTIME=runtime,
-                   SAGEMAKER_MODEL_SERVER_WORKERS=str(workers))
+                   SAGEMAKER_MODEL_SERVER_WORKERS=str(workers), **(environ or {}))
     cores = sorted(os.sched_getaffinity(0))
     pin = (lambda: os.sched_setaffinity(0, cores[:threads])) if threads < len(cores) else None
     with open(log_path, "wb") as log:
@@ -365,6 +365,13 @@ def children(pid: int) -> list[int]:
     return found
 
 
+def gunicorn_workers(serve: int) -> list[int]:
+    """The gunicorn workers of the `serve` process ``serve``: its children when gunicorn runs alone, the
+    children of the gunicorn master it forked beside nginx otherwise."""
+    ours = [pid for pid in children(serve) if b"nginx" not in Path(f"/proc/{pid}/cmdline").read_bytes()]
+    return [worker for pid in ours for worker in children(pid)] or ours
+
+
 def peak_rss_mib(pid: int) -> float | None:
     """``VmHWM`` of ``pid`` in MiB; None when it is gone."""
     try:
@@ -392,7 +399,7 @@ def bench_endpoint(base: Path, runtime: str, texts: list[str], seconds: float, t
     try:
         load(port, texts, 1, min(2.0, seconds))  # warm-up
         loads = [(clients, *load(port, texts, clients, seconds)) for clients in (1, 8)]
-        peaks = [peak for peak in map(peak_rss_mib, children(process.pid)) if peak is not None]
+        peaks = [peak for peak in map(peak_rss_mib, gunicorn_workers(process.pid)) if peak is not None]
     finally:
         process.terminate()
         process.wait(60)

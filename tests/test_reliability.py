@@ -347,3 +347,171 @@ def test_the_real_server_limits_texts_and_keeps_its_deadline(trained_job, tmp_pa
         assert status == 200 and time.monotonic() - started < 3  # the dropped work no longer runs
     finally:
         server.stop()
+
+
+def _slow_clients(port: int, count: int) -> list:
+    """``count`` sockets that send their headers and 3 of 1,000 declared body bytes, then nothing."""
+    import socket
+
+    sockets = []
+    for _ in range(count):
+        connection = socket.create_connection(("127.0.0.1", port), timeout=60)
+        connection.sendall(b"POST /invocations HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+                           b"Content-Length: 1000\r\n\r\n{\"t")
+        sockets.append(connection)
+    return sockets
+
+
+def test_slow_clients_do_not_take_ping_down(trained_job) -> None:
+    """Twenty sockets holding a partial body made /ping time out for as long as they stayed open: nginx in
+    front now reads every request whole before gunicorn sees it, and drops a client silent for 20 s."""
+    import os
+    import shutil
+
+    from albert_ner.serving.nginx import CLIENT_TIMEOUT_S
+    from test_serve import Server
+
+    if shutil.which("nginx") is None and not os.access("/usr/sbin/nginx", os.X_OK):
+        if os.environ.get("ALBERT_NER_REQUIRE_NGINX") == "1":
+            pytest.fail("nginx is not installed (scripts/setup.sh installs it as root)")
+        pytest.skip("nginx is not installed (scripts/setup.sh installs it as root)")
+    opt_ml, _ = trained_job
+    server = Server(opt_ml.base, {"ALBERT_NER_RUNTIME": "onnx"})
+    try:
+        server.wait_ready()
+        assert "nginx in front" in server.output()
+        started = time.monotonic()
+        slow = _slow_clients(server.port, 40)  # more than gunicorn's 16 threads
+        while time.monotonic() - started < 3:
+            ping_started = time.monotonic()
+            assert server.request("GET", "/ping", timeout=2)[0] == 200
+            assert time.monotonic() - ping_started < 1
+            time.sleep(0.1)
+        status, _, body = server.invoke('{"text": "张三在北京工作。"}')
+        assert status == 200 and "entities" in json.loads(body)
+        # A client that stays silent is dropped after CLIENT_TIMEOUT_S (nginx closes, with or without a 408).
+        slow[0].settimeout(CLIENT_TIMEOUT_S + 15)
+        answer = slow[0].recv(1000)
+        assert answer == b"" or answer.startswith(b"HTTP/1.1 408"), answer
+        assert time.monotonic() - started > CLIENT_TIMEOUT_S - 2
+        for connection in slow:
+            connection.close()
+    finally:
+        server.stop()
+
+
+def _tiny_archive(tmp_path: Path, host: ArchiveHost) -> dict[str, str]:
+    write_pretrained_directory(tmp_path / "albert_tiny", family="brightmart")
+    _zip_directory(tmp_path / "albert_tiny", host.root / "albert_zh" / "albert_tiny.zip", "albert_tiny")
+    return {"ALBERT_NER_ARCHIVE_ENDPOINT": host.endpoint, "ALBERT_NER_CACHE_DIR": str(tmp_path / "cache")}
+
+
+def test_two_jobs_sharing_a_cache_take_turns(tmp_path: Path, host: ArchiveHost) -> None:
+    """Two processes downloading the same archive into one cache died with a bare FileNotFoundError, or one
+    resumed into the other's file: now the second waits for the first's download and reuses it."""
+    import fcntl
+    import os
+    import subprocess
+    import sys
+
+    environ = _tiny_archive(tmp_path, host)
+    script = ("import logging, os, sys; logging.basicConfig(level=logging.INFO, stream=sys.stdout); "
+              "from albert_ner.pretrained.sources import resolve_pretrained_model; "
+              "print('DIRECTORY', resolve_pretrained_model('albert_tiny_zh', os.environ).directory)")
+    lock = tmp_path / "cache" / "locks" / "albert_tiny_zh.lock"
+    lock.parent.mkdir(parents=True)
+    logs = [tmp_path / f"job{number}.log" for number in range(2)]
+    with open(lock, "a+b") as held:
+        fcntl.flock(held, fcntl.LOCK_EX)  # both jobs come to the entry while it is busy
+        jobs = [subprocess.Popen([sys.executable, "-c", script], env={**os.environ, **environ},
+                                 stdout=open(log, "w"), stderr=subprocess.STDOUT) for log in logs]
+        deadline = time.monotonic() + 120
+        while not all("another process holds" in log.read_text() for log in logs):
+            assert time.monotonic() < deadline and all(job.poll() is None for job in jobs), [
+                log.read_text()[-2000:] for log in logs]
+            time.sleep(0.2)
+        assert host.requests == []
+    for job in jobs:
+        job.wait(120)
+    outputs = [log.read_text() for log in logs]
+    assert [job.returncode for job in jobs] == [0, 0], outputs
+    assert len({line for output in outputs for line in output.splitlines() if line.startswith("DIRECTORY")}) == 1
+    assert host.requests == ["GET /albert_zh/albert_tiny.zip"]  # one download, reused by the other job
+    assert sum("every file's sha256 checked" in output for output in outputs) == 1
+
+
+def test_a_cached_copy_is_verified_not_trusted(tmp_path: Path, host: ArchiveHost, caplog) -> None:
+    """The cache's manifest records every file's sha256; a changed or missing file means download again."""
+    environ = _tiny_archive(tmp_path, host)
+    directory = resolve_pretrained_model("albert_tiny_zh", environ).directory
+    manifest = json.loads((directory / ".albert-ner-source.json").read_text(encoding="utf-8"))
+    weights = next(directory.rglob("*.data-00000-of-00001"))
+    assert manifest["files"][weights.relative_to(directory).as_posix()] == hashlib.sha256(weights.read_bytes()
+                                                                                           ).hexdigest()
+    original = weights.read_bytes()
+    weights.write_bytes(original[:-1] + bytes([original[-1] ^ 1]))
+    host.requests.clear()
+    with caplog.at_level(logging.INFO):
+        again = resolve_pretrained_model("albert_tiny_zh", environ).directory
+    assert "cannot be trusted" in caplog.text and "sha256 differs" in caplog.text
+    assert host.requests == ["GET /albert_zh/albert_tiny.zip"]
+    assert next(again.rglob("*.data-00000-of-00001")).read_bytes() == original
+    host.requests.clear()
+    resolve_pretrained_model("albert_tiny_zh", environ)
+    assert host.requests == []  # intact: reused
+
+
+@pytest.mark.parametrize("kind, message", [
+    ("duplicate", r"evil.zip: refused: entry 'albert/vocab.txt' appears twice"),
+    ("file then directory", r"evil.zip: refused: entry 'albert/vocab.txt/x' clashes with an earlier one"),
+    ("2,000 levels", r"evil.zip: refused: entry 'a/a/a.*is 2,001 levels deep"),
+    ("tar member .", r"evil.tar: refused: entry '.' is a file with no name"),
+])
+def test_archive_edge_cases_are_named_errors(tmp_path: Path, kind: str, message: str) -> None:
+    """Each raised a bare FileExistsError or RecursionError: the download was not removed and the failure
+    did not name the archive."""
+    import io
+    import tarfile
+    import warnings
+    import zipfile
+
+    from albert_ner.errors import CheckpointError
+    from albert_ner.pretrained.archives import extract_archive
+
+    if kind == "tar member .":
+        archive = tmp_path / "evil.tar"
+        with tarfile.open(archive, "w") as bundle:
+            member = tarfile.TarInfo(".")
+            member.size = 1
+            bundle.addfile(member, io.BytesIO(b"x"))
+    else:
+        archive = tmp_path / "evil.zip"
+        entries = {"duplicate": [("albert/vocab.txt", b"x"), ("albert/vocab.txt", b"y")],
+                   "file then directory": [("albert/vocab.txt", b"x"), ("albert/vocab.txt/x", b"y")],
+                   "2,000 levels": [("a/" * 2000 + "f", b"x")]}[kind]
+        with zipfile.ZipFile(archive, "w") as bundle, warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # zipfile warns of the duplicate name it is asked to write
+            for name, data in entries:
+                info = zipfile.ZipInfo(name)
+                info.external_attr = 0o100644 << 16
+                bundle.writestr(info, data)
+    with pytest.raises(CheckpointError, match=message):
+        extract_archive(archive, tmp_path / "out")
+    assert sorted(path.name for path in tmp_path.iterdir()) == [archive.name]
+
+
+def test_a_zip_written_by_writestr_is_a_regular_archive(tmp_path: Path) -> None:
+    """ZipFile.writestr(name, data) stores permission bits without the regular-file type: it was refused."""
+    import zipfile
+
+    from albert_ner.pretrained.archives import extract_archive
+    from albert_ner.pretrained.checkpoint import find_pretrained
+
+    write_pretrained_directory(tmp_path / "albert_tiny", family="brightmart")
+    archive = tmp_path / "albert_tiny.zip"
+    with zipfile.ZipFile(archive, "w") as bundle:
+        for path in sorted((tmp_path / "albert_tiny").iterdir()):
+            bundle.writestr(f"albert_tiny/{path.name}", path.read_bytes())
+    assert zipfile.ZipFile(archive).infolist()[0].external_attr >> 16 == 0o600
+    extract_archive(archive, tmp_path / "out")
+    assert find_pretrained(tmp_path / "out").config_path
