@@ -233,9 +233,8 @@ def test_a_broken_model_directory_is_named_in_model_terms_without_host_paths(tra
         assert "secret-host-dir" not in error and "Traceback" not in error and "JSONDecodeError" not in error
 
 
-def _slow_app(environ: dict[str, str], seconds_per_batch: float, batches: list[list[str]]):
-    from albert_ner.environment import ServingSettings
-    from albert_ner.serving.application import InferenceApp
+def _recording_predict(batches: list[list[str]], seconds_per_batch: float):
+    """test_serve's fake predict, appending each model batch to ``batches`` and taking ``seconds_per_batch``."""
     from test_serve import fake_predict
 
     def predict(texts: list[str]) -> list:
@@ -243,10 +242,11 @@ def _slow_app(environ: dict[str, str], seconds_per_batch: float, batches: list[l
         time.sleep(seconds_per_batch)
         return fake_predict(texts)
 
-    app = InferenceApp(ServingSettings.from_environ({"SAGEMAKER_MODEL_SERVER_WORKERS": "1", **environ}),
-                       lambda: predict)
-    app._loader.join()
-    return app
+    return predict
+
+
+def _slow_app(environ: dict[str, str], seconds_per_batch: float, batches: list[list[str]]):
+    return ready_app(environ, _recording_predict(batches, seconds_per_batch))
 
 
 def test_a_request_of_too_many_texts_is_413_naming_the_limit() -> None:
@@ -287,16 +287,9 @@ def test_a_request_past_its_deadline_is_504_and_its_remaining_batches_are_droppe
 def test_a_short_request_behind_a_large_one_waits_about_one_batch() -> None:
     """The batcher ran a request whole: a 2-character request behind a 100,000-line one waited 31 s."""
     from albert_ner.serving.batcher import DynamicBatcher
-    from test_serve import fake_predict
 
     batches: list[list[str]] = []
-
-    def predict(texts: list[str]) -> list:
-        batches.append(list(texts))
-        time.sleep(0.01)
-        return fake_predict(texts)
-
-    batcher = DynamicBatcher(predict, max_batch_size=16, max_delay=0)
+    batcher = DynamicBatcher(_recording_predict(batches, 0.01), max_batch_size=16, max_delay=0)
     large = batcher.submit([f"x{number}" for number in range(1600)])
     while len(batches) < 3:
         time.sleep(0.001)
@@ -366,12 +359,11 @@ def test_slow_clients_do_not_take_ping_down(trained_job) -> None:
     """Twenty sockets holding a partial body made /ping time out for as long as they stayed open: nginx in
     front now reads every request whole before gunicorn sees it, and drops a client silent for 20 s."""
     import os
-    import shutil
 
-    from albert_ner.serving.nginx import CLIENT_TIMEOUT_S
+    from albert_ner.serving.nginx import CLIENT_TIMEOUT_S, nginx_binary
     from test_serve import Server
 
-    if shutil.which("nginx") is None and not os.access("/usr/sbin/nginx", os.X_OK):
+    if nginx_binary({}) is None:
         if os.environ.get("ALBERT_NER_REQUIRE_NGINX") == "1":
             pytest.fail("nginx is not installed (scripts/setup.sh installs it as root)")
         pytest.skip("nginx is not installed (scripts/setup.sh installs it as root)")

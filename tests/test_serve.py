@@ -17,6 +17,7 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -357,9 +358,9 @@ def call(app: InferenceApp, method: str, path: str, body: bytes = b"", content_t
     return captured["status"], response
 
 
-def ready_app(environ: dict[str, str]) -> InferenceApp:
+def ready_app(environ: dict[str, str], predict: Callable[[list[str]], list] = fake_predict) -> InferenceApp:
     app = InferenceApp(ServingSettings.from_environ({"SAGEMAKER_MODEL_SERVER_WORKERS": "1", **environ}),
-                       lambda: fake_predict)
+                       lambda: predict)
     app._loader.join()
     return app
 

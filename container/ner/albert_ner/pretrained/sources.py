@@ -222,10 +222,8 @@ def _verified_manifest(directory: Path, what: str) -> dict[str, Any] | None:
         return None
     try:
         recorded = json.loads(manifest.read_text(encoding="utf-8"))
-        files = recorded["files"]
-        problem = next((f"{name}: {'missing' if not (directory / name).is_file() else 'sha256 differs'}"
-                        for name, digest in files.items()
-                        if not (directory / name).is_file() or sha256_of(directory / name) != digest), None)
+        problem = next(filter(None, (_file_problem(directory, name, digest)
+                                     for name, digest in recorded["files"].items())), None)
     except (OSError, UnicodeDecodeError, json.JSONDecodeError, KeyError, TypeError, AttributeError) as error:
         problem = f"{_MANIFEST} unreadable or without file digests ({type(error).__name__})"
     if problem is not None:
@@ -235,6 +233,13 @@ def _verified_manifest(directory: Path, what: str) -> dict[str, Any] | None:
         return None
     recorded.pop("files")
     return recorded
+
+
+def _file_problem(directory: Path, name: str, sha256: str) -> str | None:
+    """What is wrong with the cached file ``directory/name`` that should have ``sha256``, or None."""
+    if not (directory / name).is_file():
+        return f"{name}: missing"
+    return None if sha256_of(directory / name) == sha256 else f"{name}: sha256 differs"
 
 
 def _log_licence(name: str, license_id: str | None) -> None:

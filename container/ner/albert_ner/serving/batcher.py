@@ -46,7 +46,7 @@ class Submission:
         try:
             return self.future.result(timeout)
         except FutureTimeout:
-            self._batcher._fail(self, DeadlineExceeded(self.done, len(self.texts)))
+            self._batcher.fail(self, DeadlineExceeded(self.done, len(self.texts)))
             return self.future.result(0)  # its last batch may have finished in between
 
 
@@ -129,9 +129,7 @@ class DynamicBatcher:
         for request in [request for request in self._waiting if request.expired(now)]:
             log.warning("a request of %d texts passed its deadline after %d of them; the rest are dropped",
                         len(request.texts), request.done)
-            self._waiting.remove(request)
-            if not request.future.done():
-                request.future.set_exception(DeadlineExceeded(request.done, len(request.texts)))
+            self.fail(request, DeadlineExceeded(request.done, len(request.texts)))
 
     def _run(self) -> None:
         while True:
@@ -142,7 +140,7 @@ class DynamicBatcher:
             except Exception as error:  # noqa: BLE001 - the request at fault gets the error; the thread goes on
                 log.exception("prediction failed for a batch of %d texts from %d request(s)", len(texts), len(batch))
                 if len(batch) == 1:
-                    self._fail(batch[0][0], error)
+                    self.fail(batch[0][0], error)
                 else:
                     self._predict_alone(batch)
                 continue
@@ -158,18 +156,18 @@ class DynamicBatcher:
             try:
                 results = self._predict(request.texts[start:stop])
             except Exception as error:  # noqa: BLE001 - this request's own failure
-                self._fail(request, error)
+                self.fail(request, error)
             else:
                 self._deliver(request, start, results)
 
     def _deliver(self, request: Submission, start: int, results: list[Any]) -> None:
-        with self._condition:  # against a caller failing it at its deadline (_fail)
+        with self._condition:  # against a caller failing it at its deadline (fail)
             request.results[start:start + len(results)] = results
             request.done += len(results)
             if request.done == len(request.texts) and not request.future.done():
                 request.future.set_result(request.results)
 
-    def _fail(self, request: Submission, error: Exception) -> None:
+    def fail(self, request: Submission, error: Exception) -> None:
         """End ``request`` with ``error``: its texts still waiting are dropped."""
         with self._condition:
             if request in self._waiting:

@@ -87,13 +87,14 @@ def _require_unicode(text: str, number: int) -> None:
 
 def _lines(body: str) -> Iterator[str]:
     """The body's lines, one at a time (``\\n`` or ``\\r\\n``; the newline that ends the last line ends it)."""
+    stop = len(body) - 1 if body.endswith("\n") else len(body)
     start = 0
-    while start < len(body) or start == 0:
-        end = body.find("\n", start)
-        if end < 0:
-            end = len(body)
-        line = body[start:end]
+    while True:
+        end = body.find("\n", start, stop)
+        line = body[start:stop if end < 0 else end]
         yield line[:-1] if line.endswith("\r") else line
+        if end < 0:
+            return
         start = end + 1
 
 

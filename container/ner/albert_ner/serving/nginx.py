@@ -31,7 +31,7 @@ def nginx_binary(environ: dict[str, str] | None = None) -> str | None:
     environ = dict(os.environ) if environ is None else environ
     if environ.get(NGINX_VARIABLE, "").strip().lower() in ("off", "0", "false", "no"):
         return None
-    return shutil.which("nginx") or next((path for path in ("/usr/sbin/nginx",) if os.access(path, os.X_OK)), None)
+    return shutil.which("nginx") or shutil.which("nginx", path="/usr/sbin")  # sbin may be off a user's PATH
 
 
 def write_config(directory: Path, settings: ServingSettings, upstream: Path) -> Path:
