@@ -9,7 +9,7 @@
 #                       The ECR name is tagged too when the account and region can be found.
 #   --cpu               CPU-only TensorFlow (same as --build-arg TF_VARIANT=cpu); the default image
 #                       carries the CUDA libraries and runs on GPU and CPU instances
-#   --build-arg K=V     passed to docker build (BASE_IMAGE, TF_VARIANT, TF_VERSION, PRETRAINED); repeatable
+#   --build-arg K=V     passed to docker build (BASE_IMAGE, TF_VARIANT, PRETRAINED); repeatable
 #   --network NAME      network for the build's RUN steps (e.g. host, where only the host reaches PyPI)
 #
 # The ECR repository is created when missing. China regions (cn-*) use the amazonaws.com.cn registry host.

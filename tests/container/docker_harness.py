@@ -25,7 +25,18 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[2]
 DOCKERFILE = REPO / "container" / "Dockerfile"
 ONNX_DOCKERFILE = REPO / "container" / "Dockerfile.onnx"
-DEFAULT_BASE_IMAGE = "python:3.11.14-slim-bookworm"
+
+
+def dockerfile_default(argument: str, dockerfile: Path = DOCKERFILE) -> str:
+    """The default a Dockerfile gives a build argument (its ``ARG NAME=VALUE`` line), so the tests use what
+    the Dockerfile says rather than a copy of it."""
+    match = re.search(rf"^ARG {argument}=(\S+)$", dockerfile.read_text(encoding="utf-8"), re.MULTILINE)
+    if match is None:
+        raise RuntimeError(f"{dockerfile}: no 'ARG {argument}=...' line")
+    return match.group(1)
+
+
+DEFAULT_BASE_IMAGE = dockerfile_default("BASE_IMAGE")
 LOCAL_BASE_IMAGE = "albert-ner-test/debian-python:bookworm-1"
 IMAGE_REPOSITORY = "albert-ner-test"
 ONNX_IMAGE_REPOSITORY = "albert-ner-test-onnx"
@@ -33,7 +44,7 @@ HOST_CA_BUNDLE = Path("/etc/ssl/certs/ca-certificates.crt")
 # What the image is built from (container/Dockerfile's COPY lines and .dockerignore).
 CONTEXT_PATHS = ("pyproject.toml", "README.md", ".dockerignore", "container/Dockerfile",
                  "container/bake_pretrained.py", "container/ner", "container/pretrained",
-                 "container/Dockerfile.onnx", "container/serve-onnx-requirements.txt")
+                 "container/Dockerfile.onnx", "container/requirements")
 # overlay2 where the kernel lets this sandbox mount overlays (much faster), else vfs, which works anywhere
 # but copies every layer in full. $ALBERT_NER_DOCKER_STORAGE_DRIVER forces one.
 STORAGE_DRIVERS = ("overlay2", "vfs")

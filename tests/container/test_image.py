@@ -8,6 +8,8 @@ from pathlib import Path
 
 import pytest
 
+from lock_files import LOCKS, canonical, versions
+
 from .docker_harness import timed
 from .sagemaker_layout import MODEL_ARTIFACTS
 
@@ -17,6 +19,27 @@ pytestmark = pytest.mark.docker
 def docker_run(image: str, opt_ml: Path, *command: str, timeout: float = 900) -> subprocess.CompletedProcess:
     return subprocess.run(["docker", "run", "--rm", "--network", "none", "-v", f"{opt_ml}:/opt/ml", image, *command],
                           capture_output=True, text=True, timeout=timeout)
+
+
+# Prints what the image's Python has installed and the environment its markers see (pip's own copy of
+# packaging, which every venv has).
+INSTALLED_PROBE = (
+    "import json, importlib.metadata as m; from pip._vendor.packaging.markers import default_environment; "
+    "print(json.dumps({'installed': {d.metadata['Name']: d.version for d in m.distributions()}, "
+    "'environment': default_environment()}))"
+)
+
+
+def assert_installed_as_locked(image: str, lock: str) -> None:
+    """The image holds exactly the lock's packages at the lock's versions (for the image's own Python and
+    platform), besides pip and albert-ner itself: the build installed from the lock and nothing else."""
+    probe = subprocess.run(["docker", "run", "--rm", "--network", "none", image, "python3", "-c", INSTALLED_PROBE],
+                           capture_output=True, text=True, timeout=300)
+    assert probe.returncode == 0, probe.stderr
+    facts = json.loads(probe.stdout)
+    installed = {canonical(name): version for name, version in facts["installed"].items()}
+    assert installed.pop("albert-ner") and installed.pop("pip")
+    assert installed == versions(LOCKS / lock, facts["environment"])
 
 
 def test_train_writes_the_model_and_prints_metric_lines(image, opt_ml):
@@ -85,3 +108,7 @@ def test_image_has_what_sagemaker_and_debugging_need(image, tmp_path):
     assert result.returncode == 0, result.stdout + result.stderr
     assert "uid=0" in result.stdout
     assert "tensorflow 2.21." in result.stdout
+
+
+def test_the_image_installs_the_lock_and_nothing_else(image):
+    assert_installed_as_locked(image, "train-cpu.txt")

@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from .docker_harness import timed
-from .test_image import docker_run
+from .test_image import assert_installed_as_locked, docker_run
 
 pytestmark = pytest.mark.docker
 
@@ -115,3 +115,7 @@ def test_onnx_image_has_no_tensorflow(onnx_image):
                             "'onnxruntime', 'gunicorn') if u.find_spec(m)])"], capture_output=True, text=True)
     assert probe.returncode == 0, probe.stderr
     assert probe.stdout.strip() == "['onnxruntime', 'gunicorn']"
+
+
+def test_onnx_image_installs_its_lock_and_nothing_else(onnx_image):
+    assert_installed_as_locked(onnx_image, "serve-onnx.txt")
