@@ -10,8 +10,9 @@ from pathlib import Path
 import pytest
 
 from albert_ner.data import read_data_file
+from albert_ner.labelling_tasks import check_label_attribute
 from albert_ner.prediction import Predictor
-from albert_ner.selection import check_label_attribute, select
+from albert_ner.selection import select
 from conftest import SAMPLE
 
 SURE = "王芳在南京的清华大学工作。"  # a training template with a training name, place and organisation

@@ -1,5 +1,6 @@
 """Command lines: the SageMaker ``train`` program and ``albert-ner``, the one front door to everything else
-(``train``, ``evaluate``, ``predict``, ``convert``, ``download``, ``select``, ``export``, ``calibrate``).
+(``train``, ``evaluate``, ``predict``, ``serve``, ``convert``, ``download``, ``select``, ``export``,
+``calibrate``).
 
 Heavy modules (TensorFlow and everything that imports it) are imported inside the commands that need
 them, so ``albert-ner --help`` and a failing ``train`` answer quickly.
@@ -12,6 +13,7 @@ reason in plain words first, the traceback after) and exit non-zero. Nothing is 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import itertools
 import json
 import logging
@@ -24,12 +26,14 @@ from typing import TYPE_CHECKING, TextIO
 
 from albert_ner.environment import TrainingEnvironment, failure_path, output_data_dir
 from albert_ner.errors import AlbertNerError, DataError, HyperparameterError, TrainingStopped
-from albert_ner.files import replace_atomically, write_text_atomically
+from albert_ner.files import read_text, replace_atomically, replacing, write_text_atomically
 from albert_ner.redaction import RedactingFormatter, redact_text
 from albert_ner.runtimes.choice import QUANTIZATIONS, RUNTIME_VARIABLE, RUNTIMES, TENSORFLOW
 from albert_ner.text_records import text_of
 
 if TYPE_CHECKING:
+    from albert_ner.label_studio.config import LabellingInterface
+    from albert_ner.labelling_tasks import TaskWriter
     from albert_ner.prediction import Predictor
 
 log = logging.getLogger("albert_ner")
@@ -176,8 +180,9 @@ def _text_of_json_line(line: str, path: Path, number: int) -> str:
 
 
 def stream_predictions(predictor: Predictor, source: Iterable[str] | Path, output: TextIO,
-                       chunk_size: int = 2048) -> int:
-    """Tag texts as they are read and write one JSON line per text, in order; returns the count."""
+                       chunk_size: int = 2048, tasks: TaskWriter | None = None) -> int:
+    """Tag texts as they are read and write one JSON line of entities per text, in order (or each text to
+    ``tasks``, as a labelling tool's task); returns the count."""
     from albert_ner.prediction import entity_records
 
     texts = read_texts(source) if isinstance(source, Path) else iter(source)
@@ -189,6 +194,9 @@ def stream_predictions(predictor: Predictor, source: Iterable[str] | Path, outpu
     count = 0
     while chunk := list(itertools.islice(texts, chunk_size)):
         for text, prediction in zip(chunk, predictor.predict([list(text) for text in chunk]), strict=True):
+            if tasks is not None:
+                tasks.write(text, prediction)
+                continue
             records = entity_records(text, prediction.entities, prediction.scores)
             output.write(json.dumps({"text": text, "entities": records}, ensure_ascii=False) + "\n")
         output.flush()
@@ -225,8 +233,18 @@ def main(argv: Sequence[str] | None = None) -> int:
     source = predict.add_mutually_exclusive_group(required=True)
     source.add_argument("--text", action="append", help="a sentence to tag (repeatable)")
     source.add_argument("--input", help="a text file (one sentence per line) or JSON Lines ({\"text\": ...})")
-    predict.add_argument("--output", help="JSON Lines output file (default: stdout)")
+    predict.add_argument("--output", help="output file (default: stdout)")
+    predict.add_argument("--format", choices=("jsonl", "label-studio", "doccano"), default="jsonl",
+                         help="jsonl: {\"text\", \"entities\"} per line (default); label-studio: a JSON list of tasks "
+                              "with the entities as predictions, to import as pre-annotations; doccano: its JSONL "
+                              "with \"label\" spans")
     predict.add_argument("--batch-size", type=int, default=128)
+
+    serve = commands.add_parser("serve", help="serve a model directory over HTTP, as `docker run IMAGE serve` does: "
+                                "SageMaker's /ping and /invocations, and Label Studio's ML backend")
+    serve.add_argument("--model-dir", help="the model directory (default: $SM_MODEL_DIR, else /opt/ml/model)")
+    serve.add_argument("--port", type=int, help="the port (default: $SAGEMAKER_BIND_TO_PORT, else 8080)")
+    serve.add_argument("--host", help="the address to listen on (default: $ALBERT_NER_BIND_HOST, else 0.0.0.0)")
 
     convert = commands.add_parser("convert", help="write labelled input in any readable format as CoNLL or "
                                   "JSON Lines, to see what a job trains on")
@@ -252,12 +270,23 @@ def main(argv: Sequence[str] | None = None) -> int:
                         help="unlabelled sentences: text (one per line), JSON Lines ({\"text\": ...}) or a "
                              "Ground Truth manifest ({\"source\": ...})")
     select.add_argument("--budget", required=True, type=int, help="how many sentences to select")
-    select.add_argument("--output", required=True, help="the Ground Truth input manifest to write")
+    select.add_argument("--output", required=True, help="the file to write, in --format")
+    select.add_argument("--format", choices=("ground-truth", "label-studio", "doccano"), default="ground-truth",
+                        help="ground-truth: a Ground Truth input manifest (default); label-studio: a JSON list of "
+                             "tasks pre-annotated with the model's entities; doccano: its JSONL with \"label\" spans")
     select.add_argument("--labelled", action="append", default=[],
                         help="labelled CoNLL or JSON Lines file or directory whose sentences are skipped (repeatable)")
     select.add_argument("--pre-annotate", metavar="LABEL_ATTRIBUTE_NAME",
-                        help="add the model's entities under this label attribute, for an adjustment job")
+                        help="ground-truth: add the model's entities under this label attribute, for an "
+                             "adjustment job")
     select.add_argument("--batch-size", type=int, default=128)
+    for command in (predict, select):
+        command.add_argument("--label-config", metavar="FILE",
+                             help="label-studio: the project's labelling config (XML), whose <Labels> and <Text> "
+                                  "names the tasks use (default: the stock template's label, text and $text)")
+        command.add_argument("--label-mapping", metavar="TYPE=LABEL,...",
+                             help="label-studio: the config's label for each of the model's entity types that has "
+                                  "another name there (default: the same name)")
     export = commands.add_parser("export", help="add the SavedModel (or the ONNX copies) to a model directory "
                                  "trained before the export existed, or rewrite it")
     export.add_argument("model_dir", metavar="MODEL_DIR", nargs="?")
@@ -302,6 +331,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _export(args)
         if args.command == "calibrate":
             return _calibrate(args)
+        if args.command == "serve":
+            return _serve(args)
         return _predict(args)
     except AlbertNerError as error:
         print(f"albert-ner {args.command}: {redact_text(str(error))}", file=sys.stderr)
@@ -370,14 +401,74 @@ def _predict(args: argparse.Namespace) -> int:
     from albert_ner.prediction import Predictor
 
     predictor = Predictor.load(args.model_dir, batch_size=args.batch_size, runtime=args.runtime)
-    texts = args.text if args.text else None
-    output = open(args.output, "w", encoding="utf-8") if args.output else sys.stdout
-    try:
-        stream_predictions(predictor, texts if texts is not None else Path(args.input), output)
-    finally:
-        if output is not sys.stdout:
-            output.close()
+    source = args.text if args.text else Path(args.input)
+    with _output(args.output) as output:
+        tasks = None if args.format == "jsonl" else _task_writer(args, output, predictor)
+        stream_predictions(predictor, source, output, tasks=tasks)
+        if tasks is not None:
+            tasks.close()
+    if tasks is not None:
+        _report_left_out(tasks)
     return 0
+
+
+@contextlib.contextmanager
+def _output(name: str | None) -> Iterator[TextIO]:
+    """Standard output, or the file ``name``, which appears (replacing any old one) only once complete."""
+    if name is None:
+        yield sys.stdout
+        return
+    with replacing(Path(name)) as temporary, open(temporary, "w", encoding="utf-8") as stream:
+        yield stream
+
+
+def _task_writer(args: argparse.Namespace, output: TextIO, predictor: Predictor) -> TaskWriter:
+    from albert_ner.labelling_tasks import LABEL_STUDIO, TaskWriter
+    from albert_ner.model_directory import model_version
+
+    interface = _labelling_interface(args, predictor.label_map.entity_types) if args.format == LABEL_STUDIO else None
+    return TaskWriter(output, args.format, label_attribute=getattr(args, "label_attribute", None),
+                      entity_types=predictor.label_map.entity_types, interface=interface,
+                      model_version=model_version(Path(args.model_dir)))
+
+
+def _labelling_interface(args: argparse.Namespace, entity_types: Sequence[str]) -> LabellingInterface:
+    from albert_ner.label_studio.config import (
+        LabelConfigError,
+        parse_label_config,
+        parse_label_mapping,
+        stock_interface,
+    )
+
+    try:
+        mapping = parse_label_mapping(args.label_mapping or "")
+    except LabelConfigError as error:
+        raise DataError(f"--label-mapping: {error}") from None
+    if args.label_config is None:
+        return stock_interface(entity_types, mapping)
+    try:
+        return parse_label_config(read_text(args.label_config), mapping)
+    except LabelConfigError as error:
+        raise DataError(str(error), args.label_config) from None
+
+
+def _report_left_out(tasks: TaskWriter) -> None:
+    if tasks.left_out:
+        counts = ", ".join(f"{count} {entity_type}" for entity_type, count in sorted(tasks.left_out.items()))
+        print(f"albert-ner: left out entities of types the labelling config has no label for: {counts} (map them "
+              "with --label-mapping TYPE=LABEL)", file=sys.stderr)
+
+
+def _serve(args: argparse.Namespace) -> int:
+    from albert_ner.environment import ServingSettings
+    from albert_ner.serving.server import run_server
+
+    # The options stand for the variables SageMaker sets, and win over them.
+    given = {"SM_MODEL_DIR": None if args.model_dir is None else str(Path(args.model_dir).resolve()),
+             "SAGEMAKER_BIND_TO_PORT": None if args.port is None else str(args.port),
+             "ALBERT_NER_BIND_HOST": args.host}
+    environ = {**os.environ, **{variable: value for variable, value in given.items() if value is not None}}
+    return run_server(ServingSettings.from_environ(environ))
 
 
 def _export(args: argparse.Namespace) -> int:
@@ -423,19 +514,30 @@ def _calibrate(args: argparse.Namespace) -> int:
 
 def _select(args: argparse.Namespace) -> int:
     from albert_ner.data import read_channel
+    from albert_ner.labelling_tasks import GROUND_TRUTH, check_label_attribute
     from albert_ner.prediction import Predictor
-    from albert_ner.selection import check_label_attribute, select, write_manifest
+    from albert_ner.selection import select
 
-    try:
-        label_attribute = None if args.pre_annotate is None else check_label_attribute(args.pre_annotate)
-    except ValueError as error:
-        raise DataError(str(error)) from None
+    args.label_attribute = None
+    if args.pre_annotate is not None:
+        if args.format != GROUND_TRUTH:
+            raise DataError(f"--pre-annotate names a Ground Truth label attribute; --format {args.format} tasks "
+                            "carry the model's entities without it")
+        try:
+            args.label_attribute = check_label_attribute(args.pre_annotate)
+        except ValueError as error:
+            raise DataError(str(error)) from None
     labelled: set[str] = set()
     for name in args.labelled:  # only the texts matter here, so tags that need repair are fine
         labelled.update("".join(sentence.tokens) for sentence in read_channel(Path(name), repair=True)[0])
     predictor = Predictor.load(args.model_dir, batch_size=args.batch_size, runtime=args.runtime)
     selection = select(predictor, read_texts(Path(args.input)), args.budget, labelled)
-    write_manifest(Path(args.output), selection.chosen, label_attribute, predictor.label_map.entity_types)
+    with _output(args.output) as output:
+        tasks = _task_writer(args, output, predictor)
+        for candidate in selection.chosen:
+            tasks.write(candidate.text, candidate.prediction)
+        tasks.close()
+    _report_left_out(tasks)
     print(selection.summary(), file=sys.stderr)
     if len(selection.chosen) < args.budget:
         print(f"albert-ner select: only {len(selection.chosen)} sentences could be selected for a budget of "

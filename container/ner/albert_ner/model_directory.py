@@ -22,6 +22,7 @@ calibration and the job's artifacts agree on one layout:
 
 from __future__ import annotations
 
+import hashlib
 import json
 from dataclasses import dataclass
 from pathlib import Path
@@ -140,6 +141,21 @@ def read_description(model_dir: Path) -> ModelDescription:
                                       "directory is inconsistent")
     return ModelDescription(tagger_config, tokenizer, label_map, max_seq_length, config.get("pretrained"),
                             temperature, lexicon)
+
+
+def model_version(model_dir: Path) -> str:
+    """A name for exactly this model, ``albert-ner-`` and 12 hex digits of a sha256 over its weights, tags
+    and calibration: Label Studio keeps each prediction's model version, so predictions of a retrained or
+    recalibrated model are told apart from the old ones, and the same files always give the same name."""
+    digest = hashlib.sha256()
+    for name in (WEIGHTS_FILE, LABEL_MAP_FILE, CALIBRATION_FILE):
+        try:
+            with open(model_dir / name, "rb") as stream:
+                digest.update(name.encode() + b"\0" + hashlib.file_digest(stream, "sha256").digest())
+        except FileNotFoundError:
+            if name != CALIBRATION_FILE:
+                raise ModelDirectoryError(f"the model directory has no {name}") from None
+    return f"albert-ner-{digest.hexdigest()[:12]}"
 
 
 def _read_json(model_dir: Path, name: str) -> Any:

@@ -1,4 +1,4 @@
-"""Active learning: which unlabelled sentences to label next, written as a SageMaker Ground Truth manifest.
+"""Active learning: which unlabelled sentences to label next.
 
 The uncertainty of a sentence is **one minus the probability of its best tagging** under the model
 (least confidence, Settles & Craven 2008), :attr:`ScoredPrediction.sentence_score` from the CRF's
@@ -10,30 +10,16 @@ Sentences are ranked from most to least uncertain (ties keep input order). Empty
 lines, exact repeats of an earlier line, and sentences already in the labelled data are skipped (and
 counted), since labelling them again teaches nothing.
 
-The output is a Ground Truth input manifest: one JSON object per line, UTF-8, ``{"source": text}``.
-With ``label_attribute`` each line also carries the model's entities as a previous labelling job's
-output would, for an *adjustment* job that starts from them::
-
-    {"source": "...", "NAME": {"annotations": {"entities": [{"label": "PER", "startOffset": 0, "endOffset": 2}],
-                                               "labels": [{"label": "LOC"}, {"label": "ORG"}, {"label": "PER"}]}},
-     "NAME-metadata": {"entities": [{"confidence": 0.97}], "type": "groundtruth/text-span",
-                       "human-annotated": "no", "creation-date": "...", "job-name": "labeling-job/NAME"}}
-
-Offsets are Python ``str`` (code point) offsets into ``source``, end exclusive; the confidences are the
-entity scores.
+The chosen sentences are written for the labelling tool by :mod:`albert_ner.labelling_tasks`: a Ground
+Truth manifest, Label Studio tasks or doccano JSONL, pre-annotated with the model's entities if wanted.
 """
 
 from __future__ import annotations
 
-import datetime
-import json
-import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from pathlib import Path
 
 from albert_ner.confidence import ScoredPrediction
-from albert_ner.files import write_text_atomically
 from albert_ner.prediction import Predictor
 
 
@@ -103,47 +89,3 @@ def _score(predictor: Predictor, pending: Sequence[tuple[int, str]]) -> list[Can
     predictions = predictor.predict([list(text) for _, text in pending]) if pending else []
     return [Candidate(text, index, prediction)
             for (index, text), prediction in zip(pending, predictions, strict=True)]
-
-
-# Ground Truth's LabelAttributeName: letters, digits and inner hyphens, at most 127 characters.
-_LABEL_ATTRIBUTE = re.compile(r"[a-zA-Z0-9](-*[a-zA-Z0-9])*")
-
-
-def check_label_attribute(name: str) -> str:
-    """``name`` if Ground Truth accepts it as a LabelAttributeName, else a ValueError saying why."""
-    if not _LABEL_ATTRIBUTE.fullmatch(name) or len(name) > 127 or name.endswith("-metadata"):
-        raise ValueError(f"label attribute name {name!r} is not one Ground Truth accepts: letters, digits and "
-                         "inner hyphens, at most 127 characters, not ending in -metadata")
-    return name
-
-
-def manifest_record(candidate: Candidate, label_attribute: str | None = None,
-                    entity_types: Sequence[str] = (), created: str | None = None) -> dict:
-    """One Ground Truth input manifest object; with ``label_attribute``, the model's entities as
-    pre-annotations in the NER output shape (the ``labels`` list names every type the job offers)."""
-    record: dict = {"source": candidate.text}
-    if label_attribute is None:
-        return record
-    prediction = candidate.prediction
-    record[label_attribute] = {"annotations": {
-        "entities": [{"label": entity.type, "startOffset": entity.start, "endOffset": entity.end}
-                     for entity in prediction.entities],
-        "labels": [{"label": entity_type} for entity_type in entity_types],
-    }}
-    record[f"{label_attribute}-metadata"] = {
-        "entities": [{"confidence": round(score, 6)} for score in prediction.scores],
-        "type": "groundtruth/text-span",
-        "human-annotated": "no",
-        "creation-date": created or datetime.datetime.now(datetime.UTC).replace(tzinfo=None).isoformat(),
-        "job-name": f"labeling-job/{label_attribute}",
-    }
-    return record
-
-
-def write_manifest(path: Path, chosen: Sequence[Candidate], label_attribute: str | None = None,
-                   entity_types: Sequence[str] = ()) -> None:
-    """The chosen sentences as a Ground Truth input manifest (UTF-8, one JSON object per line)."""
-    created = datetime.datetime.now(datetime.UTC).replace(tzinfo=None).isoformat()
-    lines = [json.dumps(manifest_record(candidate, label_attribute, entity_types, created), ensure_ascii=False)
-             for candidate in chosen]
-    write_text_atomically(path, "".join(line + "\n" for line in lines))
