@@ -47,6 +47,7 @@ from albert_ner.tokenization import CharTokenizer, Vocab
 from albert_ner.training_history import TrainingHistory
 from albert_ner.training_state import Progress, TrainingState, weights_fingerprint
 from albert_ner.validation import Validation
+from albert_ner.warm_start import MODEL_CHANNEL, WarmStart, find_warm_start, warm_started_tagger
 
 log = logging.getLogger("albert_ner.training")
 
@@ -67,6 +68,12 @@ class PreparedData:
     encoder_description: str  # the same, or how the encoder was built from scratch, in words
     summaries: list[SplitSummary]
     lexicon: Lexicon | None
+    warm_start: WarmStart | None  # the model of the `model` channel, whose weights the job starts from
+
+    @property
+    def fine_tuning(self) -> bool:
+        """Whether the encoder starts trained (pretrained or warm-started), which sets its learning rate."""
+        return self.pretrained is not None or self.warm_start is not None
 
 
 def prepare_data(hp: Hyperparameters, env: TrainingEnvironment) -> PreparedData:
@@ -90,11 +97,22 @@ def prepare_data(hp: Hyperparameters, env: TrainingEnvironment) -> PreparedData:
         test, test_report = _read(channels["test"], hp, "test")
         repairs["test"] = test_report.repairs
 
+    warm = find_warm_start(channels[MODEL_CHANNEL]) if MODEL_CHANNEL in channels else None
     source = choose_pretrained(channels.get("pretrained"), hp.pretrained_model, hp.pretrained_dir,
-                               env.baked_pretrained_dir, env.environ)
+                               None if warm else env.baked_pretrained_dir, env.environ)
+    if warm is not None and source is not None:
+        raise HyperparameterError(f"a `{MODEL_CHANNEL}` channel and a pretrained encoder (the `pretrained` channel, "
+                                  "pretrained_model or pretrained_dir): the model's own encoder is the starting "
+                                  "point; give one of the two")
     pretrained: PretrainedFiles | None = None
     provenance = None
-    if source is not None:
+    lower_case = hp.lower_case
+    if warm is not None:
+        vocab, lower_case = warm.description.tokenizer.vocab, warm.description.tokenizer.lower_case
+        albert_config = AlbertConfig(**warm.description.tagger_config["albert_config"])
+        provenance = warm.description.pretrained
+        description = f"warm-started from the {warm.describe()}"
+    elif source is not None:
         pretrained = find_pretrained(source.directory)
         albert_config = read_pretrained_config(pretrained)
         vocab = Vocab.from_file(pretrained.vocab_path)
@@ -117,14 +135,21 @@ def prepare_data(hp: Hyperparameters, env: TrainingEnvironment) -> PreparedData:
     if hp.max_seq_length > albert_config.max_position_embeddings:
         raise HyperparameterError(f"hyperparameter max_seq_length={hp.max_seq_length}: the encoder has only "
                                   f"{albert_config.max_position_embeddings} positions")
-    label_map = LabelMap(_entity_types(hp, train + validation), scheme=hp.tag_scheme)
-    tokenizer = CharTokenizer(vocab, lower_case=hp.lower_case)
+    if warm is not None:
+        warm.check_entity_types(_found_types(train + validation), hp.entity_types)
+        if "lexicon" in channels:
+            raise DataError(f"a `lexicon` channel with a `{MODEL_CHANNEL}` channel: the model's features are its own "
+                            "dictionaries' (model/lexicon.txt); train from the pretrained encoder to change them")
+        label_map, lexicon = warm.description.label_map, warm.description.lexicon
+    else:
+        label_map = LabelMap(_entity_types(hp, train + validation), scheme=hp.tag_scheme)
+        lexicon = _read_lexicon(hp, channels.get("lexicon"), train)
+    tokenizer = CharTokenizer(vocab, lower_case=lower_case)
     summaries = [summarize_split(name, sentences, tokenizer, hp.max_seq_length - 2, repairs[name])
                  for name, sentences in (("training", train), ("validation", validation), ("test", test or []))
                  if sentences]
-    lexicon = _read_lexicon(hp, channels.get("lexicon"), train)
     data = PreparedData(train, validation, test, tokenizer, label_map, albert_config, pretrained, provenance,
-                        description, summaries, lexicon)
+                        description, summaries, lexicon, warm)
     log_summaries(summaries)
     log.info("labels (%s): %s", label_map.scheme, " ".join(label_map.tags))
     return data
@@ -166,8 +191,12 @@ def _split(sentences: list[Sentence], share: float, seed: int) -> tuple[list[Sen
     return [sentences[i] for i in keep], [sentences[i] for i in hold]
 
 
+def _found_types(sentences: Sequence[Sentence]) -> list[str]:
+    return sorted({entity.type for sentence in sentences for entity in sentence.entities})
+
+
 def _entity_types(hp: Hyperparameters, sentences: Sequence[Sentence]) -> list[str]:
-    found = sorted({entity.type for sentence in sentences for entity in sentence.entities})
+    found = _found_types(sentences)
     if hp.entity_types is None:
         if not found:
             raise DataError("the training data holds no entities: nothing to learn")
@@ -288,15 +317,18 @@ def set_up(hp: Hyperparameters, env: TrainingEnvironment, history: TrainingHisto
     log.info("training on %d windows: %d steps per epoch, %d steps in all", len(examples), steps_per_epoch,
              total_steps)
 
-    pretrained = data.pretrained is not None
+    pretrained = data.fine_tuning
     with strategy.scope():
-        model = AlbertTagger(data.albert_config, len(data.label_map), cls_id=vocab.cls_id, sep_id=vocab.sep_id,
-                             pad_id=vocab.pad_id, lstm_units=hp.lstm_units, dropout=hp.dropout,
-                             use_crf=hp.use_crf, lexicon_size=examples.lexicon_size,
-                             allowed=data.label_map.allowed_transitions())
-        build_model(model, vocab.pad_id)
-        if data.pretrained is not None:
-            load_pretrained(model.encoder, data.pretrained)
+        if data.warm_start is not None:
+            model = warm_started_tagger(data.warm_start, hp.dropout)
+        else:
+            model = AlbertTagger(data.albert_config, len(data.label_map), cls_id=vocab.cls_id, sep_id=vocab.sep_id,
+                                 pad_id=vocab.pad_id, lstm_units=hp.lstm_units, dropout=hp.dropout,
+                                 use_crf=hp.use_crf, lexicon_size=examples.lexicon_size,
+                                 allowed=data.label_map.allowed_transitions())
+            build_model(model, vocab.pad_id)
+            if data.pretrained is not None:
+                load_pretrained(model.encoder, data.pretrained)
         optimizers = make_optimizers(model, OptimizerSettings.of(hp, pretrained), total_steps)
         loss_scale = make_loss_scale(precision)
         state = TrainingState(env.checkpoint_dir, model, optimizers, loss_scale, keep=hp.keep_checkpoints,
@@ -389,7 +421,7 @@ def _tokens(sentences: Sequence[Sentence]) -> list[tuple[str, ...]]:
 
 def _provenance(hp: Hyperparameters, job: Job, model_dir: Path, fingerprint: str) -> dict[str, str]:
     """Where the model came from, for the report page: encoder, lexicon, learning rates, size, devices."""
-    pretrained = job.data.pretrained is not None
+    pretrained = job.data.fine_tuning
     lexicon = job.data.lexicon
     return {"encoder": job.data.encoder_description,
             "lexicon": "none" if lexicon is None else f"{'; '.join(lexicon.sources)}: {lexicon.describe()}",
