@@ -8,6 +8,7 @@ import json
 import logging
 import re
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -233,14 +234,15 @@ def test_a_broken_model_directory_is_named_in_model_terms_without_host_paths(tra
         assert "secret-host-dir" not in error and "Traceback" not in error and "JSONDecodeError" not in error
 
 
-def _recording_predict(batches: list[list[str]], seconds_per_batch: float):
-    """test_serve's fake predict, appending each model batch to ``batches`` and taking ``seconds_per_batch``."""
-    from test_serve import fake_predict
+def _recording_predict(batches: list[list[str]], seconds_per_batch: float, model: Callable | None = None):
+    """A fake model (test_serve's ``fake_scored`` unless given), appending each model batch to ``batches`` and
+    taking ``seconds_per_batch``."""
+    from test_serve import fake_scored
 
     def predict(texts: list[str]) -> list:
         batches.append(list(texts))
         time.sleep(seconds_per_batch)
-        return fake_predict(texts)
+        return (model or fake_scored)(texts)
 
     return predict
 
@@ -287,9 +289,10 @@ def test_a_request_past_its_deadline_is_504_and_its_remaining_batches_are_droppe
 def test_a_short_request_behind_a_large_one_waits_about_one_batch() -> None:
     """The batcher ran a request whole: a 2-character request behind a 100,000-line one waited 31 s."""
     from albert_ner.serving.batcher import DynamicBatcher
+    from test_serve import fake_predict
 
     batches: list[list[str]] = []
-    batcher = DynamicBatcher(_recording_predict(batches, 0.01), max_batch_size=16, max_delay=0)
+    batcher = DynamicBatcher(_recording_predict(batches, 0.01, fake_predict), max_batch_size=16, max_delay=0)
     large = batcher.submit([f"x{number}" for number in range(1600)])
     while len(batches) < 3:
         time.sleep(0.001)

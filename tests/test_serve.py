@@ -43,14 +43,21 @@ def free_port() -> int:
 
 
 class Server:
-    def __init__(self, base: Path, extra_env: dict[str, str] | None = None):
+    """`serve` on the ``/opt/ml``-style tree ``base``, as SageMaker starts it (the model, port and address in
+    the environment), or with ``command_line`` as `albert-ner serve --model-dir --port --host`."""
+
+    def __init__(self, base: Path, extra_env: dict[str, str] | None = None, command_line: bool = False):
         self.port = free_port()
-        environ = dict(os.environ, SAGEMAKER_BASE_DIR=str(base), SAGEMAKER_BIND_TO_PORT=str(self.port),
-                       ALBERT_NER_BIND_HOST=HOST, SAGEMAKER_MODEL_SERVER_WORKERS="1", PYTHONUNBUFFERED="1",
-                       **(extra_env or {}))
+        environ = dict(os.environ, SAGEMAKER_MODEL_SERVER_WORKERS="1", PYTHONUNBUFFERED="1", **(extra_env or {}))
+        if command_line:
+            command = [sys.executable, "-m", "albert_ner", "serve", "--model-dir", str(base / "model"),
+                       "--port", str(self.port), "--host", HOST]
+        else:
+            command = [sys.executable, str(SERVE)]
+            environ.update(SAGEMAKER_BASE_DIR=str(base), SAGEMAKER_BIND_TO_PORT=str(self.port),
+                           ALBERT_NER_BIND_HOST=HOST)
         self.log = open(base / "serve.log", "w+", encoding="utf-8")
-        self.process = subprocess.Popen([sys.executable, str(SERVE)], env=environ, stdout=self.log,
-                                        stderr=subprocess.STDOUT)
+        self.process = subprocess.Popen(command, env=environ, stdout=self.log, stderr=subprocess.STDOUT)
         self.ping_codes: list[int] = []
 
     def request(self, method: str, path: str, body: bytes | str | None = None, headers: dict | None = None,
@@ -334,17 +341,27 @@ def test_sigterm_finishes_the_request_in_flight_then_exits_0(server) -> None:
 
 
 # ----------------------------------------------------------------------------- in-process, no model
+from albert_ner.confidence import ScoredPrediction  # noqa: E402
 from albert_ner.environment import ServingSettings  # noqa: E402
-from albert_ner.serving.application import InferenceApp  # noqa: E402
+from albert_ner.sentences import Entity  # noqa: E402
+from albert_ner.serving.application import InferenceApp, ServedModel  # noqa: E402
 from albert_ner.serving.batcher import DynamicBatcher  # noqa: E402
 
 
 def fake_predict(texts: list[str]) -> list[list[dict]]:
+    """For the batcher, which hands on whatever the model returns: one whole-text entity record per text."""
     return [[{"type": "LEN", "start": 0, "end": len(text), "text": text}] if text else [] for text in texts]
 
 
+def fake_scored(texts: list[str]) -> list[ScoredPrediction]:
+    """For the application, a model's answer: the whole text as one LEN entity, of probability 0.5."""
+    return [ScoredPrediction([], [Entity(0, len(text), "LEN")] if text else [], [0.5] if text else [], 0.5)
+            for text in texts]
+
+
 def call(app: InferenceApp, method: str, path: str, body: bytes = b"", content_type: str = "application/json",
-         content_length: bool = True) -> tuple[int, bytes]:
+         content_length: bool = True, headers: dict[str, str] | None = None) -> tuple[int, bytes]:
+    """The app's answer to one request, made as a WSGI server makes it (``headers`` as HTTP_* variables)."""
     captured = {}
 
     def start_response(status: str, headers: list) -> None:
@@ -352,15 +369,16 @@ def call(app: InferenceApp, method: str, path: str, body: bytes = b"", content_t
 
     environ = {"REQUEST_METHOD": method, "PATH_INFO": path, "CONTENT_TYPE": content_type,
                "wsgi.input": io.BytesIO(body)}
+    environ.update({"HTTP_" + name.upper().replace("-", "_"): value for name, value in (headers or {}).items()})
     if content_length:
         environ["CONTENT_LENGTH"] = str(len(body))
     response = b"".join(app(environ, start_response))
     return captured["status"], response
 
 
-def ready_app(environ: dict[str, str], predict: Callable[[list[str]], list] = fake_predict) -> InferenceApp:
+def ready_app(environ: dict[str, str], predict: Callable[[list[str]], list] = fake_scored) -> InferenceApp:
     app = InferenceApp(ServingSettings.from_environ({"SAGEMAKER_MODEL_SERVER_WORKERS": "1", **environ}),
-                       lambda: predict)
+                       lambda: ServedModel(predict, "albert-ner-test", ("LEN",)))
     app._loader.join()
     return app
 
@@ -409,7 +427,7 @@ def test_ping_is_503_while_loading_and_500_when_loading_failed() -> None:
 
     def slow_load():
         release.wait(10)
-        return fake_predict
+        return ServedModel(fake_scored, "albert-ner-test", ("LEN",))
 
     app = InferenceApp(ServingSettings.from_environ({"SAGEMAKER_MODEL_SERVER_WORKERS": "1"}), slow_load)
     assert call(app, "GET", "/ping")[0] == 503

@@ -24,8 +24,10 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from albert_ner.errors import AlbertNerError
+from albert_ner.label_studio.config import parse_label_mapping
 from albert_ner.resources import MIB, available_cores, default_workers
 
 DEFAULT_BASE_DIR = "/opt/ml"
@@ -164,6 +166,14 @@ class ServingSettings:
     max_payload_mb: int
     max_batch_size: int
     max_batch_delay: float  # seconds
+    # Label Studio's ML backend: its basic-auth credentials (None: open) and entity types to config labels;
+    # retraining: where the workers share its state (None: none yet, `serve` makes one), the hyperparameters
+    # of the retrains, and after how many new annotations one starts (0: on Label Studio's trigger only).
+    basic_auth: tuple[str, str] | None = None
+    label_mapping: Mapping[str, str] = field(default_factory=dict)
+    state_dir: Path | None = None
+    retrain_hyperparameters: Mapping[str, Any] = field(default_factory=dict)
+    retrain_every: int = 0
 
     @property
     def max_payload_bytes(self) -> int | None:
@@ -201,7 +211,39 @@ class ServingSettings:
             max_payload_mb=_int(environ, "SAGEMAKER_MAX_PAYLOAD_IN_MB", 6) if batch_mode else 6,
             max_batch_size=_int(environ, "SAGEMAKER_MAX_BATCH_SIZE", 64),
             max_batch_delay=_int(environ, "SAGEMAKER_MAX_BATCH_DELAY_MS", 5) / 1000,
+            basic_auth=_basic_auth(environ),
+            label_mapping=parse_label_mapping(environ.get("ALBERT_NER_LABEL_MAPPING", "")),
+            state_dir=Path(environ["ALBERT_NER_STATE_DIR"]) if environ.get("ALBERT_NER_STATE_DIR") else None,
+            retrain_hyperparameters=_retrain_hyperparameters(environ),
+            retrain_every=_int(environ, "ALBERT_NER_RETRAIN_EVERY", 0),
         )
+
+
+def _retrain_hyperparameters(environ: Mapping[str, str]) -> dict[str, Any]:
+    """ALBERT_NER_RETRAIN_HYPERPARAMETERS, a JSON object. Its keys and values are checked by the retrain's
+    `train` (whose failure /health then shows): checking them here would import TensorFlow into the
+    process that forks the workers."""
+    key = "ALBERT_NER_RETRAIN_HYPERPARAMETERS"
+    value = environ.get(key, "").strip()
+    if not value:
+        return {}
+    try:
+        parsed = json.loads(value)
+    except json.JSONDecodeError as error:
+        raise AlbertNerError(f"environment variable {key}: not JSON ({error.msg} at character {error.pos})") from None
+    if not isinstance(parsed, dict):
+        raise AlbertNerError(f"environment variable {key}: expected a JSON object of hyperparameters, found "
+                             f"{type(parsed).__name__}")
+    return parsed
+
+
+def _basic_auth(environ: Mapping[str, str]) -> tuple[str, str] | None:
+    user, password = environ.get("BASIC_AUTH_USER", ""), environ.get("BASIC_AUTH_PASS", "")
+    if bool(user) != bool(password):
+        given = "BASIC_AUTH_USER" if user else "BASIC_AUTH_PASS"
+        raise AlbertNerError(f"only {given} is set: BASIC_AUTH_USER and BASIC_AUTH_PASS go together (the server then "
+                             "wants them on every request but /ping)")
+    return (user, password) if user else None
 
 
 def _serves_on_onnx(model_dir: Path, environ: Mapping[str, str]) -> bool:

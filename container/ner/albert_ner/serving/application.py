@@ -6,59 +6,134 @@ once the model can answer, 500 if loading failed. The HTTP contract is in :mod:`
 
 from __future__ import annotations
 
+import base64
+import binascii
+import dataclasses
+import hmac
 import itertools
 import json
 import logging
+import os
 import threading
 import time
 from collections import deque
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
+from albert_ner.confidence import ScoredPrediction
 from albert_ner.environment import ServingSettings
 from albert_ner.errors import ModelDirectoryError
+from albert_ner.label_studio.client import LabelStudioClient, LabelStudioError
 from albert_ner.resources import MIB
-from albert_ner.serving.batcher import DeadlineExceeded, DynamicBatcher, Submission
+from albert_ner.serving import label_studio_backend
+from albert_ner.serving.batcher import BatcherClosed, DeadlineExceeded, DynamicBatcher, Submission
 from albert_ner.serving.http_codec import (
     JSON,
     TEXT,
     RequestError,
     RequestTexts,
     check_content_type,
+    load_json,
     media_type,
     output_type,
     render,
     render_chunks,
 )
+from albert_ner.serving.retraining import RETRAINING_NEEDS, Retrainer
 
 log = logging.getLogger("albert_ner.serving")
 
 #: Texts of a batch-transform body handed to the batcher at a time (it cuts them into model batches).
 STREAMED_CHUNK_TEXTS = 1024
+#: How often a worker looks for a model a retrain has put in place (a stat of one small file).
+RETRAIN_POLL_SECONDS = 1.0
+
+
+@dataclass(frozen=True)
+class ServedModel:
+    """What a worker serves: texts to scored predictions (one per text), the model's version (Label Studio
+    keeps it with each prediction) and the entity types it predicts."""
+
+    predict: Callable[[list[str]], list[ScoredPrediction]]
+    version: str
+    entity_types: tuple[str, ...]
+    directory: Path | None = None  # where it was loaded from: what a retrain warm-starts from
 
 
 class InferenceApp:
     """The WSGI application: routes, limits and errors; the model lives behind a :class:`DynamicBatcher`."""
 
-    def __init__(self, settings: ServingSettings, load: Callable[[], Callable[[list[str]], list[Any]]]):
+    def __init__(self, settings: ServingSettings, load: Callable[[], ServedModel],
+                 reload: Callable[[Path], ServedModel] | None = None):
         self.settings = settings
-        self.batcher: DynamicBatcher | None = None
+        self.retrainer = None if settings.state_dir is None else Retrainer(
+            settings.state_dir, LabelStudioClient.from_environ(os.environ), settings.retrain_hyperparameters,
+            settings.retrain_every, settings.label_mapping)
+        if self.retrainer is not None and reload is not None:
+            threading.Thread(target=self._follow_retrains, args=(self.retrainer, reload), name="model-follower",
+                             daemon=True).start()
+        # The model and the batcher in front of it, replaced together (one assignment) by replace_model.
+        self._serving: tuple[ServedModel, DynamicBatcher] | None = None
         self.load_error: str | None = None
+        self.label_studio = label_studio_backend.LabelStudioBackend(settings.label_mapping)
         self._loader = threading.Thread(target=self._load, args=(load,), name="model-loader", daemon=True)
         self._loader.start()
 
-    def _load(self, load: Callable[[], Callable[[list[str]], list[Any]]]) -> None:
+    def _load(self, load: Callable[[], ServedModel]) -> None:
         started = time.monotonic()
         try:
-            predict = load()
+            model = load()
         except BaseException as error:  # noqa: BLE001 - reported by /ping and /invocations
             # Clients get the problem in the model directory's terms; the paths and the traceback go to the log.
             self.load_error = (str(error) if isinstance(error, ModelDirectoryError)
                                else f"{type(error).__name__}; the details are in the server's log")
             log.exception("cannot load the model from %s", self.settings.model_dir)
             return
-        self.batcher = DynamicBatcher(predict, self.settings.max_batch_size, self.settings.max_batch_delay)
-        log.info("model loaded from %s in %.1f s; serving", self.settings.model_dir, time.monotonic() - started)
+        self.replace_model(model)
+        log.info("model %s loaded from %s in %.1f s; serving", model.version, self.settings.model_dir,
+                 time.monotonic() - started)
+
+    def replace_model(self, model: ServedModel) -> None:
+        """Serve ``model`` from now on. Requests already in the old model's line finish on it; new ones, and
+        any that were about to join that line, go to the new model (:meth:`_submit`): none is dropped."""
+        old = self._serving
+        self._serving = (model, DynamicBatcher(model.predict, self.settings.max_batch_size,
+                                               self.settings.max_batch_delay))
+        if old is not None:
+            old[1].close()
+
+    def _follow_retrains(self, retrainer: Retrainer, reload: Callable[[Path], ServedModel]) -> None:
+        """Serve each model a retrain puts in place (any worker's), once this worker has loaded it."""
+        tried: Path | None = None
+        while True:
+            time.sleep(RETRAIN_POLL_SECONDS)
+            current = retrainer.current_model_dir()
+            model = self.model
+            if current is None or current == tried or model is None or current == model.directory:
+                continue
+            tried = current
+            try:
+                self.replace_model(reload(current))
+            except Exception:  # noqa: BLE001 - the served model stays; the next retrain is tried afresh
+                log.exception("cannot load the retrained model in %s; still serving %s", current, model.version)
+                continue
+            log.info("now serving the retrained model %s (was %s)", self.model.version if self.model else "?",
+                     model.version)
+
+    @property
+    def model(self) -> ServedModel | None:
+        return None if self._serving is None else self._serving[0]
+
+    def _submit(self, texts: list[str], deadline: float) -> tuple[ServedModel, Submission]:
+        """Queue ``texts`` on the current model, and say which model that is."""
+        while True:
+            model, batcher = self._require_model()
+            try:
+                return model, batcher.submit(texts, deadline)
+            except BatcherClosed:  # replaced since it was read: the next pass finds the new one
+                continue
 
     def __call__(self, environ: dict, start_response: Callable) -> Iterable[bytes]:
         method, path = environ.get("REQUEST_METHOD", "GET"), environ.get("PATH_INFO", "")
@@ -67,6 +142,9 @@ class InferenceApp:
                 self._require_method(method, "GET")
                 self._require_model()
                 return self._respond(start_response, 200, b"", "text/plain")
+            self._require_credentials(environ)
+            if path in label_studio_backend.PATHS:
+                return self._label_studio(method, path, environ, start_response)
             if path == "/execution-parameters":
                 self._require_method(method, "GET")
                 parameters = {"MaxConcurrentTransforms": self.settings.max_concurrent_transforms,
@@ -76,39 +154,78 @@ class InferenceApp:
                 self._require_method(method, "POST")
                 return self._invocations(environ, start_response)
             raise RequestError(404, f"no such path {path!r}; this server answers /ping, /invocations and "
-                                    "/execution-parameters")
+                                    "/execution-parameters, and Label Studio's /health, /setup and /predict")
         except RequestError as error:
-            return self._respond(start_response, error.status, json.dumps({"error": error.message}).encode(), JSON)
+            return self._respond(start_response, error.status, json.dumps({"error": error.message}).encode(), JSON,
+                                 error.headers)
         except Exception as error:  # noqa: BLE001 - one bad request must not take the worker down
             log.exception("request %s %s failed", method, path)
             body = json.dumps({"error": f"internal error: {type(error).__name__}: {error}"}).encode()
             return self._respond(start_response, 500, body, JSON)
+
+    def _label_studio(self, method: str, path: str, environ: dict, start_response: Callable) -> Iterable[bytes]:
+        """Label Studio's ML backend routes (:mod:`albert_ner.serving.label_studio_backend`)."""
+        if path == label_studio_backend.HEALTH:
+            self._require_method(method, "GET")
+            answer: dict[str, Any] = {"status": "UP", "model_version": self._require_model()[0].version}
+            if self.retrainer is not None and (training := self.retrainer.status()) is not None:
+                answer["training"] = training
+        else:
+            self._require_method(method, "POST")
+            deadline = time.monotonic() + self.settings.timeout
+            check_content_type(media_type(environ.get("CONTENT_TYPE")) or JSON)
+            body = load_json(self._read_text(environ))
+            if path == label_studio_backend.SETUP:
+                answer = self.label_studio.setup(body, self._require_model()[0].version)
+            elif path == label_studio_backend.WEBHOOK:
+                answer = self._webhook(body)
+            else:
+                interface, texts = self.label_studio.texts(body)
+                self._check_count(len(texts))
+                model, submission = self._submit(texts, deadline)  # the answer names the model that made it
+                answer = self.label_studio.results(texts, self._wait(submission), interface, model.version)
+        return self._respond(start_response, 200, json.dumps(answer, ensure_ascii=False).encode("utf-8"), JSON)
+
+    def _webhook(self, body: Any) -> dict[str, Any]:
+        """A Label Studio event: the training trigger retrains; annotations are counted (and may retrain)."""
+        action, project = label_studio_backend.event(body)
+        if action != label_studio_backend.START_TRAINING and action not in label_studio_backend.ANNOTATION_ACTIONS:
+            return {"status": "ignored", "action": action}
+        if project is None:
+            raise RequestError(400, f"the {action} event names no project id")
+        if self.retrainer is None:
+            raise RequestError(503, "retraining is off: this server has no state directory (ALBERT_NER_STATE_DIR)")
+        if action == label_studio_backend.START_TRAINING and self.retrainer.client is None:
+            raise RequestError(503, RETRAINING_NEEDS)
+        served = self._require_model()[0].directory
+        if served is None:
+            raise RequestError(503, "the served model has no directory to warm-start a retrain from")
+        try:
+            if action == label_studio_backend.START_TRAINING:
+                started = self.retrainer.start(project, served)
+                return {"status": "training started" if started else "a retrain is running already",
+                        "project": project}
+            count, started = self.retrainer.annotation_event(project, served)
+        except LabelStudioError as error:
+            raise RequestError(503, str(error)) from None
+        return {"status": "training started" if started else "counted", "project": project,
+                "annotations_since_training": 0 if started else count}
 
     def _invocations(self, environ: dict, start_response: Callable) -> Iterable[bytes]:
         deadline = time.monotonic() + self.settings.timeout
         content_type = media_type(environ.get("CONTENT_TYPE")) or JSON
         check_content_type(content_type)
         kind = output_type(environ.get("HTTP_ACCEPT"), content_type)
-        body = self._read_body(environ)
-        try:
-            text = body.decode("utf-8")
-        except UnicodeDecodeError as error:
-            raise RequestError(400, f"the body is not UTF-8: byte 0x{body[error.start]:02x} at offset "
-                                    f"{error.start} is {error.reason}") from None
-        del body
-        texts = RequestTexts(text.removeprefix("\ufeff"), content_type)
-        limit = self.settings.max_texts_per_request
-        if limit is not None and len(texts) > limit:
-            raise RequestError(413, f"the request holds {len(texts):,} texts; the limit is {limit:,} per request "
-                                    "(ALBERT_NER_MAX_TEXTS_PER_REQUEST): send them in several requests, or "
-                                    "through batch transform")
-        batcher = self._require_model()
+        texts = RequestTexts(self._read_text(environ), content_type)
+        self._check_count(len(texts))
+        self._require_model()
         if not self.settings.batch_mode:
-            predictions = self._wait(batcher.submit(list(texts), deadline))
+            chunk = list(texts)
+            predictions = entity_records_of(chunk, self._wait(self._submit(chunk, deadline)[1]))
             return self._respond(start_response, 200, render(predictions, texts.single, kind), kind)
         # Batch transform: the answer streams a chunk at a time, two chunks in the model at once, so a
         # 100 MB body of short lines never holds all its texts' tokens and entities at the same time.
-        chunks = self._predicted_chunks(batcher, texts, deadline)
+        chunks = self._predicted_chunks(texts, deadline)
         first = next(chunks, [])  # a failure before the first byte is still an HTTP error
         start_response("200 OK", [("Content-Type", kind)])
         return self._streamed(render_chunks(itertools.chain([first], chunks), texts.single, kind))
@@ -123,15 +240,16 @@ class InferenceApp:
             log.error("a batch-transform answer was cut short: %s", error.message)
             raise
 
-    def _predicted_chunks(self, batcher: DynamicBatcher, texts: RequestTexts, deadline: float
-                          ) -> Iterator[list[Any]]:
-        in_flight: deque[Submission] = deque()
+    def _predicted_chunks(self, texts: RequestTexts, deadline: float) -> Iterator[list[list[dict]]]:
+        in_flight: deque[tuple[list[str], Submission]] = deque()
         for chunk in texts.chunks(STREAMED_CHUNK_TEXTS):
-            in_flight.append(batcher.submit(chunk, deadline))
+            in_flight.append((chunk, self._submit(chunk, deadline)[1]))
             if len(in_flight) > 1:
-                yield self._wait(in_flight.popleft())
+                done, submission = in_flight.popleft()
+                yield entity_records_of(done, self._wait(submission))
         while in_flight:
-            yield self._wait(in_flight.popleft())
+            done, submission = in_flight.popleft()
+            yield entity_records_of(done, self._wait(submission))
 
     def _wait(self, submission: Submission) -> list[Any]:
         try:
@@ -140,6 +258,36 @@ class InferenceApp:
             raise RequestError(504, f"the request did not finish within {self.settings.timeout} s "
                                     f"(SAGEMAKER_MODEL_SERVER_TIMEOUT): {error}; send fewer or shorter texts "
                                     "per request") from None
+
+    def _read_text(self, environ: dict) -> str:
+        """The body as text (UTF-8, a leading BOM dropped), within the payload limit."""
+        body = self._read_body(environ)
+        try:
+            return body.decode("utf-8").removeprefix("\ufeff")
+        except UnicodeDecodeError as error:
+            raise RequestError(400, f"the body is not UTF-8: byte 0x{body[error.start]:02x} at offset "
+                                    f"{error.start} is {error.reason}") from None
+
+    def _check_count(self, count: int) -> None:
+        limit = self.settings.max_texts_per_request
+        if limit is not None and count > limit:
+            raise RequestError(413, f"the request holds {count:,} texts; the limit is {limit:,} per request "
+                                    "(ALBERT_NER_MAX_TEXTS_PER_REQUEST): send them in several requests, or "
+                                    "through batch transform")
+
+    def _require_credentials(self, environ: dict) -> None:
+        """With BASIC_AUTH_USER and BASIC_AUTH_PASS set, the request must carry them (HTTP basic auth)."""
+        if self.settings.basic_auth is None:
+            return
+        scheme, _, credentials = (environ.get("HTTP_AUTHORIZATION") or "").partition(" ")
+        try:
+            given = base64.b64decode(credentials.strip(), validate=True) if scheme.lower() == "basic" else b""
+        except binascii.Error:
+            given = b""
+        expected = ":".join(self.settings.basic_auth).encode("utf-8")
+        if not hmac.compare_digest(given, expected):
+            raise RequestError(401, "this server wants HTTP basic authentication with BASIC_AUTH_USER and "
+                                    "BASIC_AUTH_PASS", [("WWW-Authenticate", 'Basic realm="albert-ner"')])
 
     def _read_body(self, environ: dict) -> bytes:
         limit = self.settings.max_payload_bytes
@@ -162,9 +310,9 @@ class InferenceApp:
             raise too_large
         return body
 
-    def _require_model(self) -> DynamicBatcher:
-        if self.batcher is not None:
-            return self.batcher
+    def _require_model(self) -> tuple[ServedModel, DynamicBatcher]:
+        if self._serving is not None:
+            return self._serving
         if self.load_error is not None:
             raise RequestError(500, f"the model failed to load: {self.load_error}")
         raise RequestError(503, "the model is still loading")
@@ -175,12 +323,14 @@ class InferenceApp:
             raise RequestError(405, f"method {method} not allowed here; use {expected}")
 
     @staticmethod
-    def _respond(start_response: Callable, status: int, body: bytes, kind: str) -> list[bytes]:
-        reason = {200: "OK", 400: "Bad Request", 404: "Not Found", 405: "Method Not Allowed",
+    def _respond(start_response: Callable, status: int, body: bytes, kind: str,
+                 extra_headers: Sequence[tuple[str, str]] = ()) -> list[bytes]:
+        reason = {200: "OK", 400: "Bad Request", 401: "Unauthorized", 404: "Not Found", 405: "Method Not Allowed",
                   406: "Not Acceptable", 413: "Payload Too Large", 415: "Unsupported Media Type",
                   500: "Internal Server Error", 503: "Service Unavailable", 504: "Gateway Timeout"}.get(status, "Error")
         headers = [("Content-Type", kind if kind != TEXT else "text/plain; charset=utf-8"),
                    ("Content-Length", str(len(body)))]
+        headers += extra_headers
         if status == 413:
             headers.append(("Connection", "close"))  # the unread body must not be parsed as a request
         start_response(f"{status} {reason}", headers)
@@ -204,14 +354,23 @@ def _discard(stream: Any, size: int, at_most: int) -> None:
         remaining -= len(chunk)
 
 
-def load_predictor(settings: ServingSettings) -> Callable[[list[str]], list[list[dict]]]:
+def entity_records_of(texts: Sequence[str], predictions: Sequence[ScoredPrediction]) -> list[list[dict]]:
+    """Each text's entities as the records the endpoint answers with."""
+    from albert_ner.prediction import entity_records
+
+    return [entity_records(text, prediction.entities, prediction.scores)
+            for text, prediction in zip(texts, predictions, strict=True)]
+
+
+def load_model(settings: ServingSettings) -> ServedModel:
     """Load the model in ``settings.model_dir`` on its runtime (``ALBERT_NER_RUNTIME``, else the model
-    directory's default); return a function from texts to entity records.
+    directory's default).
 
     TensorFlow is imported only for the TensorFlow runtime, so the ONNX serving image, which has none,
     serves with this same code.
     """
-    from albert_ner.prediction import Predictor, entity_records
+    from albert_ner.model_directory import model_version
+    from albert_ner.prediction import Predictor
     from albert_ner.runtimes.choice import TENSORFLOW, choose_runtime, requested_runtime
 
     runtime = choose_runtime(settings.model_dir, requested_runtime())
@@ -224,20 +383,23 @@ def load_predictor(settings: ServingSettings) -> Callable[[list[str]], list[list
                 "and this image has none: add the ONNX copies with `albert-ner export --format onnx --model-dir "
                 "DIR`, set ALBERT_NER_RUNTIME=onnx, or serve it with the TensorFlow image") from None
 
-        tf.config.threading.set_intra_op_parallelism_threads(settings.intra_op_threads)
-        tf.config.threading.set_inter_op_parallelism_threads(2)
+        try:
+            tf.config.threading.set_intra_op_parallelism_threads(settings.intra_op_threads)
+            tf.config.threading.set_inter_op_parallelism_threads(2)
+        except RuntimeError:  # TensorFlow already runs (a retrained model's load): its pools stay as they are
+            log.info("TensorFlow's thread pools were set before; they stay as they are")
     predictor = Predictor.load(settings.model_dir, runtime=runtime, threads=settings.intra_op_threads)
     log.info("serving on the %s runtime", runtime)
 
-    def predict(texts: list[str]) -> list[list[dict]]:
-        token_lists = [list(text) for text in texts]
-        return [entity_records(tokens, prediction.entities, prediction.scores)
-                for tokens, prediction in zip(token_lists, predictor.predict(token_lists), strict=True)]
+    def predict(texts: list[str]) -> list[ScoredPrediction]:
+        return predictor.predict([list(text) for text in texts])
 
     predict(["预热"])  # trace the model before /ping says it is ready
-    return predict
+    return ServedModel(predict, model_version(settings.model_dir), tuple(predictor.label_map.entity_types),
+                       settings.model_dir)
 
 
 def create_app(settings: ServingSettings | None = None) -> InferenceApp:
     settings = settings or ServingSettings.from_environ()
-    return InferenceApp(settings, lambda: load_predictor(settings))
+    return InferenceApp(settings, lambda: load_model(settings),
+                        lambda directory: load_model(dataclasses.replace(settings, model_dir=directory)))

@@ -22,6 +22,10 @@ class DeadlineExceeded(Exception):
         self.done, self.total = done, total
 
 
+class BatcherClosed(Exception):
+    """The batcher was closed (its model replaced) and its thread has ended: submit to the new one."""
+
+
 class Submission:
     """One submitted request: its texts, how far the model has got, and the future of its results."""
 
@@ -71,6 +75,8 @@ class DynamicBatcher:
         self._waiting: deque[Submission] = deque()
         self._condition = threading.Condition()
         self.batches = 0
+        self._closed = False  # no more submissions expected: the thread ends once the line is empty
+        self._ended = False
         self._thread = threading.Thread(target=self._run, name="dynamic-batcher", daemon=True)
         self._thread.start()
 
@@ -82,19 +88,32 @@ class DynamicBatcher:
             submission.future.set_result([])
             return submission
         with self._condition:
+            if self._ended:
+                raise BatcherClosed("this batcher's model was replaced")
             self._waiting.append(submission)
             self._condition.notify()
         return submission
+
+    def close(self) -> None:
+        """Finish the requests in line, then end the thread (and let go of the model); a submission after
+        that raises :class:`BatcherClosed`. For replacing the model without dropping a request."""
+        with self._condition:
+            self._closed = True
+            self._condition.notify()
 
     def predict(self, texts: Sequence[str], timeout: float | None = None) -> list[Any]:
         """The results of ``texts``, or :class:`DeadlineExceeded` after ``timeout`` seconds."""
         return self.submit(texts, None if timeout is None else time.monotonic() + timeout).result()
 
-    def _take_batch(self) -> list[tuple[Submission, int, int]]:
-        """The next model batch: ``(request, start, stop)`` slices of the waiting requests' texts."""
+    def _take_batch(self) -> list[tuple[Submission, int, int]] | None:
+        """The next model batch: ``(request, start, stop)`` slices of the waiting requests' texts; None once
+        closed with no request left."""
         with self._condition:
             while True:
                 while not self._waiting:
+                    if self._closed:
+                        self._ended = True
+                        return None
                     self._condition.wait()
                 started = time.monotonic()
                 while self._waiting and sum(len(request.texts) - request.taken for request in self._waiting
@@ -132,8 +151,7 @@ class DynamicBatcher:
             self.fail(request, DeadlineExceeded(request.done, len(request.texts)))
 
     def _run(self) -> None:
-        while True:
-            batch = self._take_batch()
+        while (batch := self._take_batch()) is not None:
             texts = [text for request, start, stop in batch for text in request.texts[start:stop]]
             try:
                 results = self._predict(texts)

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import itertools
 import json
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from typing import Any
 
 from albert_ner.text_records import text_of
@@ -22,10 +22,11 @@ SUPPORTED_ACCEPT = (JSON, JSON_LINES)
 class RequestError(Exception):
     """A client error: HTTP status and a message for the response body."""
 
-    def __init__(self, status: int, message: str):
+    def __init__(self, status: int, message: str, headers: Sequence[tuple[str, str]] = ()):
         super().__init__(message)
         self.status = status
         self.message = message
+        self.headers = list(headers)
 
 
 def media_type(header: str | None) -> str:
@@ -65,7 +66,7 @@ class RequestTexts:
         else:
             texts = (_text_of_json_line(line, number) for number, line in enumerate(_lines(self._body), start=1))
         for number, text in enumerate(texts, start=1):
-            _require_unicode(text, number)
+            require_unicode(text, number)
             yield text
 
     def chunks(self, size: int) -> Iterator[list[str]]:
@@ -75,7 +76,7 @@ class RequestTexts:
             yield chunk
 
 
-def _require_unicode(text: str, number: int) -> None:
+def require_unicode(text: str, number: int) -> None:
     """A JSON ``\\ud800`` escape decodes to a lone surrogate, which is no character: it cannot be answered
     in UTF-8, so it is the client's error, named here rather than failing the answer."""
     try:
@@ -98,7 +99,7 @@ def _lines(body: str) -> Iterator[str]:
         start = end + 1
 
 
-def _load_json(text: str, where: str = "") -> Any:
+def load_json(text: str, where: str = "") -> Any:
     try:
         return json.loads(text)
     except json.JSONDecodeError as error:
@@ -110,7 +111,7 @@ def _load_json(text: str, where: str = "") -> Any:
 
 
 def _texts_of_json(body: str) -> tuple[list[str], bool]:
-    value = _load_json(body)
+    value = load_json(body)
     if isinstance(value, dict) and "text" in value:
         return [_text_of(value, "the request")], True
     if isinstance(value, dict) and "instances" in value:
@@ -132,7 +133,7 @@ def _text_of(value: Any, what: str) -> str:
 def _text_of_json_line(line: str, number: int) -> str:
     if not line.strip():
         return ""
-    return _text_of(_load_json(line, f"line {number}"), f"line {number}")
+    return _text_of(load_json(line, f"line {number}"), f"line {number}")
 
 
 def output_type(accept: str | None, content_type: str) -> str:

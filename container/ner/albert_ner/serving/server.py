@@ -4,6 +4,7 @@ each loading the model after the fork; gunicorn alone where nginx is not install
 from __future__ import annotations
 
 import ctypes
+import dataclasses
 import logging
 import os
 import signal
@@ -14,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from albert_ner.environment import ServingSettings
+from albert_ner.label_studio.client import LabelStudioClient
 from albert_ner.serving.application import InferenceApp, create_app
 from albert_ner.serving.nginx import NGINX_VARIABLE, nginx_binary, write_config
 
@@ -31,6 +33,15 @@ def run_server(settings: ServingSettings | None = None) -> int:
     resolved = settings or ServingSettings.from_environ()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s",
                         stream=sys.stdout)
+    LabelStudioClient.from_environ(os.environ)  # a bad LABEL_STUDIO_URL stops serve now, not the first retrain
+    if resolved.state_dir is not None:
+        return _serve(resolved)
+    # The workers' shared state (retrains, the model to serve) lives as long as the server.
+    with tempfile.TemporaryDirectory(prefix="albert-ner-state-") as state:
+        return _serve(dataclasses.replace(resolved, state_dir=Path(state)))
+
+
+def _serve(resolved: ServingSettings) -> int:
     nginx = nginx_binary()
     front = "nginx in front" if nginx else f"no nginx in front (not installed, or {NGINX_VARIABLE}=off)"
     log.info("serving %s on %s:%d: %d worker(s) x %d threads, %d intra-op (model) threads each, body limit %s, "

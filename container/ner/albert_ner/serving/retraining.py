@@ -1,0 +1,194 @@
+"""Retraining from Label Studio: on the training trigger, the project's annotations become a new model,
+trained by the project's own ``train`` in a separate process on a temporary ``/opt/ml`` tree and
+warm-started from the served model (the ``model`` channel, :mod:`albert_ner.warm_start`); every worker then
+serves the new model, and a failed retrain leaves the served one in place.
+
+What a server's workers share lives in its state directory (``ALBERT_NER_STATE_DIR``; by default one that
+``serve`` makes for its lifetime)::
+
+    training.lock     held while a retrain runs, so a server runs one at a time whichever worker was asked
+    status.json       the last retrain: state (running, succeeded, failed), project, times, model version,
+                      the failure's reason; /health shows it
+    current           the directory of the model to serve, once a retrain has replaced the first one
+    models/VERSION/   the retrained models
+    run/              the last retrain's /opt/ml tree (its log is run/training.log, its failure output/failure)
+    annotations.json  annotation events counted per project since its last retrain
+
+The training data is the project's JSON export (every annotated task), which the job reads like any Label
+Studio export. The ``train`` process gets the server's environment without ``LABEL_STUDIO_API_KEY`` and
+without the SageMaker variables that would point it at the served model's directory.
+"""
+
+from __future__ import annotations
+
+import copy
+import datetime
+import fcntl
+import json
+import logging
+import os
+import shutil
+import subprocess
+import sys
+import threading
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from albert_ner.files import locked, write_text_atomically
+from albert_ner.label_studio.client import KEY_VARIABLE, LabelStudioClient, LabelStudioError
+from albert_ner.model_directory import model_version
+from albert_ner.warm_start import MODEL_CHANNEL
+
+log = logging.getLogger("albert_ner.serving")
+
+RETRAINING_NEEDS = ("retraining needs LABEL_STUDIO_URL and LABEL_STUDIO_API_KEY, to fetch the project's "
+                    "annotations")
+#: Variables the ``train`` process must not inherit: the key, and the SageMaker ones (``SM_MODEL_DIR``,
+#: ``SM_CHANNEL_*``...) that would send it to other inputs or write its model over the served one.
+_WITHHELD = (KEY_VARIABLE, "SAGEMAKER_BASE_DIR")
+_WITHHELD_PREFIX = "SM_"
+
+
+class Retrainer:
+    """Starts retrains (one at a time per state directory), records how they went, and says which model
+    directory the workers should serve."""
+
+    def __init__(self, state_dir: Path, client: LabelStudioClient | None, hyperparameters: Mapping[str, Any],
+                 every: int = 0, mapping: Mapping[str, str] | None = None, environ: Mapping[str, str] | None = None):
+        self.state_dir = state_dir
+        self.client = client
+        # The labelling config's labels back to the model's entity types (ALBERT_NER_LABEL_MAPPING reversed).
+        self.types_of_labels = {label: entity_type for entity_type, label in (mapping or {}).items()}
+        self.hyperparameters = dict(hyperparameters)
+        self.every = every
+        self._environ = os.environ if environ is None else environ
+        state_dir.mkdir(parents=True, exist_ok=True)
+
+    # ------------------------------------------------------------------ what the workers read
+    def status(self) -> dict[str, Any] | None:
+        """The last retrain's status.json, or None before the first."""
+        try:
+            return json.loads((self.state_dir / "status.json").read_text(encoding="utf-8"))
+        except (FileNotFoundError, json.JSONDecodeError):
+            return None
+
+    def current_model_dir(self) -> Path | None:
+        """The model directory a retrain put in place, or None while the first model is still the one."""
+        try:
+            return Path((self.state_dir / "current").read_text(encoding="utf-8").strip())
+        except FileNotFoundError:
+            return None
+
+    # ------------------------------------------------------------------ triggers
+    def start(self, project: int, served: Path) -> bool:
+        """Retrain from ``project``'s annotations, warm-started from the model in ``served``, in the
+        background; False if a retrain is running already."""
+        if self.client is None:
+            raise LabelStudioError(RETRAINING_NEEDS)
+        lock = open(self.state_dir / "training.lock", "a+b")  # noqa: SIM115 - held by the thread until it ends
+        try:
+            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            lock.close()
+            return False
+        self._count(project, reset=True)
+        self._write_status({"state": "running", "project": project, "started": _now()})
+        threading.Thread(target=self._retrain, args=(project, served, lock), name="retrain", daemon=True).start()
+        return True
+
+    def annotation_event(self, project: int, served: Path) -> tuple[int, bool]:
+        """Count one annotation of ``project``; with ``every`` set, retrain once that many have come in.
+        Returns the count and whether a retrain started."""
+        count = self._count(project)
+        if self.every and count >= self.every and self.client is not None:
+            return count, self.start(project, served)
+        return count, False
+
+    # ------------------------------------------------------------------ the retrain itself
+    def _retrain(self, project: int, served: Path, lock: Any) -> None:
+        started = self.status() or {}
+        try:
+            version, sentences = self._train(project, served)
+        except Exception as error:  # noqa: BLE001 - a failed retrain is reported, and the served model stays
+            reason = str(error) if isinstance(error, (LabelStudioError, RetrainFailed)) else repr(error)
+            log.error("retraining from Label Studio project %s failed: %s", project, reason)
+            self._write_status({**started, "state": "failed", "finished": _now(), "reason": reason})
+        else:
+            log.info("retrained from Label Studio project %s: model %s, %d annotated tasks", project, version,
+                     sentences)
+            self._write_status({**started, "state": "succeeded", "finished": _now(), "model_version": version,
+                                "annotated_tasks": sentences})
+        finally:
+            lock.close()
+
+    def _train(self, project: int, served: Path) -> tuple[str, int]:
+        assert self.client is not None
+        tasks = [self._with_entity_types(task) for task in self.client.export(project) if task.get("annotations")]
+        if not tasks:
+            raise RetrainFailed(f"Label Studio project {project} has no annotated tasks to train on")
+        run = self.state_dir / "run"
+        shutil.rmtree(run, ignore_errors=True)
+        training = run / "input" / "data" / "training"
+        training.mkdir(parents=True)
+        write_text_atomically(training / "annotations.json", json.dumps(tasks, ensure_ascii=False))
+        (run / "input" / "data" / MODEL_CHANNEL).symlink_to(served.resolve(), target_is_directory=True)
+        config = run / "input" / "config"
+        config.mkdir(parents=True)
+        write_text_atomically(config / "hyperparameters.json", json.dumps(self.hyperparameters, ensure_ascii=False))
+        environ = {key: value for key, value in self._environ.items()
+                   if key not in _WITHHELD and not key.startswith(_WITHHELD_PREFIX)}
+        log.info("retraining from Label Studio project %s: %d annotated tasks, warm-started from %s", project,
+                 len(tasks), served)
+        with open(run / "training.log", "wb") as output:
+            finished = subprocess.run([sys.executable, "-m", "albert_ner", "train", "--base-dir", str(run)],
+                                      env=environ, stdout=output, stderr=subprocess.STDOUT, check=False)
+        if finished.returncode != 0:
+            failure = run / "output" / "failure"
+            reason = (failure.read_text(encoding="utf-8").splitlines() or ["(empty)"])[0] if failure.exists() \
+                else f"train exited with status {finished.returncode}"
+            raise RetrainFailed(f"train failed: {reason} (the log: {run / 'training.log'})")
+        version = model_version(run / "model")
+        destination = self.state_dir / "models" / version
+        shutil.rmtree(destination, ignore_errors=True)
+        destination.parent.mkdir(parents=True, exist_ok=True)
+        shutil.move(run / "model", destination)
+        write_text_atomically(self.state_dir / "current", f"{destination}\n")
+        return version, len(tasks)
+
+    def _with_entity_types(self, task: dict[str, Any]) -> dict[str, Any]:
+        """``task`` with its regions' labels named as the model's entity types, which is what it trains on."""
+        if not self.types_of_labels:
+            return task
+        task = copy.deepcopy(task)
+        regions = [region for annotation in task["annotations"] if isinstance(annotation, dict)
+                   for region in annotation.get("result") or [] if isinstance(region, dict)]
+        for region in regions:  # anything malformed is left for the job's reader to name
+            value = region.get("value")
+            if isinstance(value, dict) and isinstance(value.get("labels"), list):
+                value["labels"] = [self.types_of_labels.get(label, label) for label in value["labels"]]
+        return task
+
+    # ------------------------------------------------------------------ shared files
+    def _write_status(self, status: dict[str, Any]) -> None:
+        write_text_atomically(self.state_dir / "status.json", json.dumps(status, ensure_ascii=False) + "\n")
+
+    def _count(self, project: int, reset: bool = False) -> int:
+        """Add one to ``project``'s annotation count (or reset it), under a lock all workers take."""
+        with locked(self.state_dir / "annotations.lock", "the annotation count"):
+            path = self.state_dir / "annotations.json"
+            try:
+                counts = json.loads(path.read_text(encoding="utf-8"))
+            except (FileNotFoundError, json.JSONDecodeError):
+                counts = {}
+            counts[str(project)] = 0 if reset else int(counts.get(str(project), 0)) + 1
+            write_text_atomically(path, json.dumps(counts) + "\n")
+            return counts[str(project)]
+
+
+class RetrainFailed(Exception):
+    """A retrain that could not produce a model; the message says why."""
+
+
+def _now() -> str:
+    return datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds")
