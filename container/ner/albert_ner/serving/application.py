@@ -71,15 +71,15 @@ class InferenceApp:
         self.retrainer = None if settings.state_dir is None else Retrainer(
             settings.state_dir, LabelStudioClient.from_environ(os.environ), settings.retrain_hyperparameters,
             settings.retrain_every, settings.label_mapping)
-        if self.retrainer is not None and reload is not None:
-            threading.Thread(target=self._follow_retrains, args=(self.retrainer, reload), name="model-follower",
-                             daemon=True).start()
         # The model and the batcher in front of it, replaced together (one assignment) by replace_model.
         self._serving: tuple[ServedModel, DynamicBatcher] | None = None
         self.load_error: str | None = None
         self.label_studio = label_studio_backend.LabelStudioBackend(settings.label_mapping)
         self._loader = threading.Thread(target=self._load, args=(load,), name="model-loader", daemon=True)
         self._loader.start()
+        if self.retrainer is not None and reload is not None:
+            threading.Thread(target=self._follow_retrains, args=(self.retrainer, reload), name="model-follower",
+                             daemon=True).start()
 
     def _load(self, load: Callable[[], ServedModel]) -> None:
         started = time.monotonic()
@@ -115,12 +115,12 @@ class InferenceApp:
                 continue
             tried = current
             try:
-                self.replace_model(reload(current))
+                retrained = reload(current)
             except Exception:  # noqa: BLE001 - the served model stays; the next retrain is tried afresh
                 log.exception("cannot load the retrained model in %s; still serving %s", current, model.version)
                 continue
-            log.info("now serving the retrained model %s (was %s)", self.model.version if self.model else "?",
-                     model.version)
+            self.replace_model(retrained)
+            log.info("now serving the retrained model %s (was %s)", retrained.version, model.version)
 
     @property
     def model(self) -> ServedModel | None:
@@ -154,7 +154,7 @@ class InferenceApp:
                 self._require_method(method, "POST")
                 return self._invocations(environ, start_response)
             raise RequestError(404, f"no such path {path!r}; this server answers /ping, /invocations and "
-                                    "/execution-parameters, and Label Studio's /health, /setup and /predict")
+                                    "/execution-parameters, and Label Studio's /health, /setup, /predict and /webhook")
         except RequestError as error:
             return self._respond(start_response, error.status, json.dumps({"error": error.message}).encode(), JSON,
                                  error.headers)
