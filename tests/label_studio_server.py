@@ -1,6 +1,7 @@
-"""A real Label Studio server for the integration tests: the release scripts/setup.sh installs into
-``.venv-label-studio``, started on a free local port with a throwaway SQLite data directory, a created user
-and a legacy API token, and driven through its REST API as its SDK and browser front end drive it.
+"""A real Label Studio server for the integration tests (and bench/label_studio_loop.py): the release
+scripts/setup.sh installs into ``.venv-label-studio``, started on a free local port with a throwaway SQLite
+data directory, a created user and a legacy API token, and driven through its REST API as its SDK and
+browser front end drive it.
 
 The settings a local test needs: ``ML_BLOCK_LOCAL_IP=false`` (Label Studio refuses ML backends on local
 addresses), ``SSRF_PROTECTION_ENABLED=false`` (and webhooks to them), and ``--enable-legacy-api-token``
@@ -20,8 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from conftest import REPO
-
+REPO = Path(__file__).resolve().parents[1]
 VENV = REPO / ".venv-label-studio"
 EXECUTABLE = VENV / "bin" / "label-studio"
 USER, PASSWORD, TOKEN = "annotator@example.com", "annotator-password", "0123456789abcdef0123456789abcdef01234567"
