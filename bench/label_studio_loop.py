@@ -18,7 +18,8 @@ wall time (selection, annotation, retrain and switch) are recorded.
 Warm start against a cold start: the backend's retrain of each uncertainty round is trained again from
 scratch (same export, hyperparameters, seed and so the same held-out split of it). Both jobs evaluate every
 ``--eval-every`` steps on that held-out split; the table gives the steps each needs to reach the lower of
-the two best F1 scores, the "same validation F1", and their wall times.
+the two best F1 scores, the "same validation F1", and their wall times. Last, the final model answers one
+``/predict`` of 1,000 tasks as Label Studio sends it (Label Studio waits 100 s): its tasks per second.
 
 Needs ``python data/fetch_msra.py`` and ``scripts/setup.sh`` (Label Studio in ``.venv-label-studio``).
 """
@@ -48,6 +49,8 @@ from label_studio_server import TOKEN, LabelStudioServer, free_port, start_label
 CONFIG = ('<View><Labels name="label" toName="text"><Label value="PER"/><Label value="LOC"/><Label value="ORG"/>'
           '</Labels><Text name="text" value="$text"/></View>')
 QUICK = {"initial": 60, "step": 60, "rounds": 2, "pool": 200, "epochs": 1}
+#: Tasks in the /predict whose rate is measured: the server's default limit per request.
+PREDICT_TASKS = 1000
 
 
 def albert_ner(*arguments: str, environ: dict[str, str] | None = None) -> None:
@@ -171,10 +174,23 @@ def run_strategy(strategy: str, args: argparse.Namespace, studio: LabelStudioSer
             if strategy == "uncertainty":
                 rounds[-1]["cold"] = warm_against_cold(work, number, studio, project, hyperparameters,
                                                        rounds[-1]["retrain"])
+        rounds[-1]["predict"] = predict_rate(port, texts[:PREDICT_TASKS])
     finally:
         server.terminate()
         server.wait(60)
     return rounds
+
+
+def predict_rate(port: int, texts: Sequence[str]) -> tuple[int, float]:
+    """Tasks per second of one ``/predict`` as Label Studio sends it (which waits 100 s for the answer)."""
+    body = json.dumps({"tasks": [{"id": number, "data": {"text": text}} for number, text in enumerate(texts)],
+                       "project": "1.0", "label_config": CONFIG, "params": {}}, ensure_ascii=False).encode()
+    request = urllib.request.Request(f"http://127.0.0.1:{port}/predict", data=body,
+                                     headers={"Content-Type": "application/json"})
+    started = time.monotonic()
+    with urllib.request.urlopen(request, timeout=100) as response:
+        answered = len(json.loads(response.read())["results"])
+    return answered, answered / (time.monotonic() - started)
 
 
 def backend_model(work: Path, version: str, initial: Path) -> Path:
@@ -263,6 +279,9 @@ def report(results: dict[str, list[dict]], args: argparse.Namespace, seconds: fl
         lines.append(f"| {entry['labelled']:,} | {cold['target']:.4f} | {cold['warm']['steps']} | "
                      f"{cold['warm']['best']:.4f} | {cold['warm']['seconds']:.0f} | {cold['cold']['steps']} | "
                      f"{cold['cold']['best']:.4f} | {cold['cold']['seconds']:.0f} |")
+    for strategy, rounds in results.items():
+        tasks, rate = rounds[-1]["predict"]
+        lines.append(f"\n{strategy}: the last model answered a /predict of {tasks:,} tasks at {rate:,.0f} tasks/s")
     table = "\n".join(lines)
     print(table)
     if args.markdown:
