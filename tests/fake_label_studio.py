@@ -50,6 +50,7 @@ def export_of(sentences: list[Sentence]) -> list[dict[str, Any]]:
 class FakeLabelStudio:
     exports: dict[int, list[dict[str, Any]]] = field(default_factory=dict)
     requests: list[tuple[str, str]] = field(default_factory=list)
+    redirect_to: str | None = None  # answer every GET with a 302 there (a proxy's login page, say)
 
     def start(self) -> str:
         studio = self
@@ -60,6 +61,12 @@ class FakeLabelStudio:
 
             def do_GET(self) -> None:
                 studio.requests.append((self.path, self.headers.get("Authorization", "")))
+                if studio.redirect_to is not None:
+                    self.send_response(302)
+                    self.send_header("Location", studio.redirect_to)
+                    self.send_header("Content-Length", "0")
+                    self.end_headers()
+                    return None
                 if self.headers.get("Authorization") not in (f"Token {LEGACY_TOKEN}", f"Bearer {ACCESS_TOKEN}"):
                     return self._json(401, {"detail": "Authentication credentials were not provided."})
                 parts = self.path.split("?", 1)[0].strip("/").split("/")

@@ -122,7 +122,7 @@ def test_health_is_503_while_the_model_loads() -> None:
 
     def slow_load() -> ServedModel:
         release.wait(10)
-        return ServedModel(fake_scored, "albert-ner-test", ("LEN",))
+        return ServedModel(fake_scored, "albert-ner-test")
 
     app = InferenceApp(ServingSettings.from_environ({"SAGEMAKER_MODEL_SERVER_WORKERS": "1"}), slow_load)
     assert call(app, "GET", "/health")[0] == 503 and post(app, "/setup", {"schema": CONFIG})[0] == 503
@@ -189,7 +189,7 @@ def test_replacing_the_model_drops_no_request_and_each_answer_names_its_model() 
     first = threading.Thread(target=lambda: answers.setdefault("old", post(app, "/predict", body)))
     first.start()
     assert started.wait(10)  # the old model is running the first request
-    app.replace_model(ServedModel(fake_scored, "albert-ner-new", ("LEN",)))
+    app.replace_model(ServedModel(fake_scored, "albert-ner-new"))
     answers["new"] = post(app, "/predict", body)
     release.set()
     first.join(10)

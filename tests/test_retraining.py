@@ -47,6 +47,21 @@ def test_the_client_signs_in_with_either_kind_of_key_and_names_what_went_wrong(s
     with pytest.raises(LabelStudioError, match="expected an http"):
         LabelStudioClient("ftp://studio", LEGACY_TOKEN)
     assert LabelStudioClient.from_environ({}) is None
+    with pytest.raises(LabelStudioError, match="characters no Label Studio token has"):
+        LabelStudioClient(url, "abc\r\nX-Injected: 1")
+
+
+def test_the_client_follows_no_redirect_with_the_key(studio) -> None:
+    """urllib would send the Authorization header on to wherever a redirect points."""
+    fake, url = studio
+    elsewhere = FakeLabelStudio()
+    fake.redirect_to = elsewhere.start() + "/api/projects/1/export?exportType=JSON"
+    try:
+        with pytest.raises(LabelStudioError, match="answered 302 .*LABEL_STUDIO_URL must be Label Studio's own"):
+            LabelStudioClient(url, LEGACY_TOKEN).export(1)
+        assert elsewhere.requests == []
+    finally:
+        elsewhere.stop()
 
 
 def _settings(trained_job, tmp_path: Path, **environ: str) -> ServingSettings:

@@ -378,7 +378,7 @@ def call(app: InferenceApp, method: str, path: str, body: bytes = b"", content_t
 
 def ready_app(environ: dict[str, str], predict: Callable[[list[str]], list] = fake_scored) -> InferenceApp:
     app = InferenceApp(ServingSettings.from_environ({"SAGEMAKER_MODEL_SERVER_WORKERS": "1", **environ}),
-                       lambda: ServedModel(predict, "albert-ner-test", ("LEN",)))
+                       lambda: ServedModel(predict, "albert-ner-test"))
     app._loader.join()
     return app
 
@@ -427,7 +427,7 @@ def test_ping_is_503_while_loading_and_500_when_loading_failed() -> None:
 
     def slow_load():
         release.wait(10)
-        return ServedModel(fake_scored, "albert-ner-test", ("LEN",))
+        return ServedModel(fake_scored, "albert-ner-test")
 
     app = InferenceApp(ServingSettings.from_environ({"SAGEMAKER_MODEL_SERVER_WORKERS": "1"}), slow_load)
     assert call(app, "GET", "/ping")[0] == 503

@@ -40,6 +40,9 @@ class LabelStudioClient:
         if not api_key:
             raise LabelStudioError(f"{KEY_VARIABLE} is empty: give an access token from Label Studio's "
                                    "Account & Settings page")
+        if not api_key.isascii() or not api_key.isprintable() or " " in api_key:
+            raise LabelStudioError(f"{KEY_VARIABLE} holds characters no Label Studio token has (spaces, "
+                                   "control characters or non-ASCII)")
         self.url = url.rstrip("/")
         self._key = api_key
 
@@ -80,11 +83,13 @@ class LabelStudioClient:
         request = urllib.request.Request(url, data=data, headers=headers, method="POST" if data else "GET")
         where = redact_url(url)
         try:
-            with urllib.request.urlopen(request, timeout=_TIMEOUT_SECONDS) as response:
+            with _OPENER.open(request, timeout=_TIMEOUT_SECONDS) as response:
                 text = response.read()
         except urllib.error.HTTPError as error:
+            error.close()
             hint = (f": check {KEY_VARIABLE}" if error.code in (401, 403) else
-                    ": no such project" if error.code == 404 else "")
+                    ": no such project" if error.code == 404 else
+                    f": {URL_VARIABLE} must be Label Studio's own address" if 300 <= error.code < 400 else "")
             raise LabelStudioError(f"Label Studio answered {error.code} {error.reason} to {where}{hint}") from None
         except (urllib.error.URLError, OSError) as error:
             reason = getattr(error, "reason", error)
@@ -93,6 +98,16 @@ class LabelStudioClient:
             return json.loads(text)
         except (json.JSONDecodeError, UnicodeDecodeError, RecursionError):
             raise LabelStudioError(f"Label Studio's answer to {where} is not JSON") from None
+
+
+class _NoRedirects(urllib.request.HTTPRedirectHandler):
+    """urllib would send the Authorization header on to wherever a redirect points: a redirect is an error."""
+
+    def redirect_request(self, *args: Any, **kwargs: Any) -> None:
+        return None
+
+
+_OPENER = urllib.request.build_opener(_NoRedirects)
 
 
 def _is_jwt(key: str) -> bool:

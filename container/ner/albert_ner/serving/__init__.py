@@ -36,9 +36,12 @@ requests: 1,000; 0 for none; then 413), ``SAGEMAKER_MAX_BATCH_SIZE`` (texts per 
 ``SAGEMAKER_MAX_BATCH_DELAY_MS`` (5), ``ALBERT_NER_BIND_HOST`` (0.0.0.0), ``ALBERT_NER_NGINX`` (``off``:
 no nginx in front).
 
-The same port answers Label Studio's ML backend protocol (``GET /health``, ``POST /setup``, ``POST /predict``:
-:mod:`~albert_ner.serving.label_studio_backend`); with ``BASIC_AUTH_USER`` and ``BASIC_AUTH_PASS`` set, every
-route but ``/ping`` wants them. ``ALBERT_NER_LABEL_MAPPING`` maps entity types to a labelling config's labels.
+The same port answers Label Studio's ML backend protocol (``GET /health``, ``POST /setup``, ``POST /predict``,
+``POST /webhook``: :mod:`~albert_ner.serving.label_studio_backend`); with ``BASIC_AUTH_USER`` and
+``BASIC_AUTH_PASS`` set, every route but ``/ping`` wants them. ``ALBERT_NER_LABEL_MAPPING`` maps entity types
+to a labelling config's labels. Retraining from Label Studio (:mod:`~albert_ner.serving.retraining`) reads
+``LABEL_STUDIO_URL``, ``LABEL_STUDIO_API_KEY``, ``ALBERT_NER_RETRAIN_HYPERPARAMETERS``,
+``ALBERT_NER_RETRAIN_EVERY`` and ``ALBERT_NER_STATE_DIR``.
 
 Modules: :mod:`~albert_ner.serving.batcher` (the dynamic batcher), :mod:`~albert_ner.serving.http_codec`
 (request bodies, content negotiation, rendering), :mod:`~albert_ner.serving.application` (the WSGI

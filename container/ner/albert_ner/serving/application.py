@@ -25,7 +25,7 @@ from typing import Any
 from albert_ner.confidence import ScoredPrediction
 from albert_ner.environment import ServingSettings
 from albert_ner.errors import ModelDirectoryError
-from albert_ner.label_studio.client import LabelStudioClient, LabelStudioError
+from albert_ner.label_studio.client import LabelStudioClient
 from albert_ner.resources import MIB
 from albert_ner.serving import label_studio_backend
 from albert_ner.serving.batcher import BatcherClosed, DeadlineExceeded, DynamicBatcher, Submission
@@ -54,12 +54,11 @@ RETRAIN_POLL_SECONDS = 1.0
 @dataclass(frozen=True)
 class ServedModel:
     """What a worker serves: texts to scored predictions (one per text), the model's version (Label Studio
-    keeps it with each prediction) and the entity types it predicts."""
+    keeps it with each prediction) and where it was loaded from (what a retrain warm-starts from)."""
 
     predict: Callable[[list[str]], list[ScoredPrediction]]
     version: str
-    entity_types: tuple[str, ...]
-    directory: Path | None = None  # where it was loaded from: what a retrain warm-starts from
+    directory: Path | None = None
 
 
 class InferenceApp:
@@ -184,7 +183,8 @@ class InferenceApp:
                 self._check_count(len(texts))
                 model, submission = self._submit(texts, deadline)  # the answer names the model that made it
                 answer = self.label_studio.results(texts, self._wait(submission), interface, model.version)
-        return self._respond(start_response, 200, json.dumps(answer, ensure_ascii=False).encode("utf-8"), JSON)
+        # ASCII JSON: a lone surrogate echoed from the request (a label, an action) cannot fail the answer.
+        return self._respond(start_response, 200, json.dumps(answer).encode("ascii"), JSON)
 
     def _webhook(self, body: Any) -> dict[str, Any]:
         """A Label Studio event: the training trigger retrains; annotations are counted (and may retrain)."""
@@ -200,14 +200,10 @@ class InferenceApp:
         served = self._require_model()[0].directory
         if served is None:
             raise RequestError(503, "the served model has no directory to warm-start a retrain from")
-        try:
-            if action == label_studio_backend.START_TRAINING:
-                started = self.retrainer.start(project, served)
-                return {"status": "training started" if started else "a retrain is running already",
-                        "project": project}
-            count, started = self.retrainer.annotation_event(project, served)
-        except LabelStudioError as error:
-            raise RequestError(503, str(error)) from None
+        if action == label_studio_backend.START_TRAINING:
+            started = self.retrainer.start(project, served)
+            return {"status": "training started" if started else "a retrain is running already", "project": project}
+        count, started = self.retrainer.annotation_event(project, served)
         return {"status": "training started" if started else "counted", "project": project,
                 "annotations_since_training": 0 if started else count}
 
@@ -395,8 +391,7 @@ def load_model(settings: ServingSettings) -> ServedModel:
         return predictor.predict([list(text) for text in texts])
 
     predict(["预热"])  # trace the model before /ping says it is ready
-    return ServedModel(predict, model_version(settings.model_dir), tuple(predictor.label_map.entity_types),
-                       settings.model_dir)
+    return ServedModel(predict, model_version(settings.model_dir), settings.model_dir)
 
 
 def create_app(settings: ServingSettings | None = None) -> InferenceApp:

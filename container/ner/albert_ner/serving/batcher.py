@@ -95,8 +95,9 @@ class DynamicBatcher:
         return submission
 
     def close(self) -> None:
-        """Finish the requests in line, then end the thread (and let go of the model); a submission after
-        that raises :class:`BatcherClosed`. For replacing the model without dropping a request."""
+        """Finish the requests in line (a submission that still comes before the line is empty joins it),
+        then end the thread and let go of the model; a submission after that raises :class:`BatcherClosed`.
+        For replacing the model without dropping a request."""
         with self._condition:
             self._closed = True
             self._condition.notify()

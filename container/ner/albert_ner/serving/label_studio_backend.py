@@ -25,6 +25,7 @@ wants those credentials, which Label Studio sends when the connection's authenti
 from __future__ import annotations
 
 import logging
+import threading
 from collections import Counter, OrderedDict
 from collections.abc import Mapping, Sequence
 from typing import Any
@@ -50,15 +51,18 @@ class LabelStudioBackend:
     def __init__(self, mapping: Mapping[str, str]):
         self.mapping = dict(mapping)
         self._interfaces: OrderedDict[str, LabellingInterface] = OrderedDict()
+        self._lock = threading.Lock()  # the request threads share the cache
 
     def interface(self, config: Any, field: str) -> LabellingInterface:
         """The labelling interface of a request's config (field ``field``), parsed once per config."""
         if not isinstance(config, str) or not config.strip():
             raise RequestError(400, f'"{field}" must be the project\'s labelling config (XML), found '
                                     f"{type(config).__name__}")
-        if config in self._interfaces:
-            self._interfaces.move_to_end(config)
-            return self._interfaces[config]
+        with self._lock:
+            cached = self._interfaces.get(config)
+            if cached is not None:
+                self._interfaces.move_to_end(config)
+                return cached
         try:
             interface = parse_label_config(config, self.mapping)
         except LabelConfigError as error:
@@ -66,9 +70,10 @@ class LabelStudioBackend:
         unknown = sorted(set(self.mapping.values()) - set(interface.labels))
         if unknown:
             log.warning("ALBERT_NER_LABEL_MAPPING names labels the labelling config lacks: %s", ", ".join(unknown))
-        self._interfaces[config] = interface
-        if len(self._interfaces) > _CACHED_CONFIGS:
-            self._interfaces.popitem(last=False)
+        with self._lock:
+            self._interfaces[config] = interface
+            if len(self._interfaces) > _CACHED_CONFIGS:
+                self._interfaces.popitem(last=False)
         return interface
 
     def setup(self, body: Any, model_version: str) -> dict[str, Any]:

@@ -44,9 +44,9 @@ log = logging.getLogger("albert_ner.serving")
 
 RETRAINING_NEEDS = ("retraining needs LABEL_STUDIO_URL and LABEL_STUDIO_API_KEY, to fetch the project's "
                     "annotations")
-#: Variables the ``train`` process must not inherit: the key, and the SageMaker ones (``SM_MODEL_DIR``,
+#: Variables the ``train`` process must not inherit: the secrets, and the SageMaker ones (``SM_MODEL_DIR``,
 #: ``SM_CHANNEL_*``...) that would send it to other inputs or write its model over the served one.
-_WITHHELD = (KEY_VARIABLE, "SAGEMAKER_BASE_DIR")
+_WITHHELD = (KEY_VARIABLE, "BASIC_AUTH_PASS", "SAGEMAKER_BASE_DIR")
 _WITHHELD_PREFIX = "SM_"
 
 
@@ -111,8 +111,10 @@ class Retrainer:
         try:
             version, sentences = self._train(project, served)
         except Exception as error:  # noqa: BLE001 - a failed retrain is reported, and the served model stays
-            reason = str(error) if isinstance(error, (LabelStudioError, RetrainFailed)) else repr(error)
-            log.error("retraining from Label Studio project %s failed: %s", project, reason)
+            # /health shows the reason: an unexpected error only by its type (its message could hold anything).
+            known = isinstance(error, (LabelStudioError, RetrainFailed))
+            reason = str(error) if known else f"{type(error).__name__}; the details are in the server's log"
+            log.error("retraining from Label Studio project %s failed: %s", project, reason, exc_info=not known)
             self._write_status({**started, "state": "failed", "finished": _now(), "reason": reason})
         else:
             log.info("retrained from Label Studio project %s: model %s, %d annotated tasks", project, version,
@@ -150,9 +152,9 @@ class Retrainer:
             raise RetrainFailed(f"train failed: {reason} (the log: {run / 'training.log'})")
         version = model_version(run / "model")
         destination = self.state_dir / "models" / version
-        shutil.rmtree(destination, ignore_errors=True)
-        destination.parent.mkdir(parents=True, exist_ok=True)
-        shutil.move(run / "model", destination)
+        if not destination.is_dir():  # the same version is the same files: the one in place stays (it may be served)
+            destination.parent.mkdir(parents=True, exist_ok=True)
+            shutil.move(run / "model", destination)
         write_text_atomically(self.state_dir / "current", f"{destination}\n")
         return version, len(tasks)
 

@@ -7,6 +7,7 @@ import ctypes
 import dataclasses
 import logging
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -36,9 +37,15 @@ def run_server(settings: ServingSettings | None = None) -> int:
     LabelStudioClient.from_environ(os.environ)  # a bad LABEL_STUDIO_URL stops serve now, not the first retrain
     if resolved.state_dir is not None:
         return _serve(resolved)
-    # The workers' shared state (retrains, the model to serve) lives as long as the server.
-    with tempfile.TemporaryDirectory(prefix="albert-ner-state-") as state:
-        return _serve(dataclasses.replace(resolved, state_dir=Path(state)))
+    # The workers' shared state (retrains, the model to serve) lives as long as the server. Only this process
+    # removes it: gunicorn's workers, forked from it, leave through the same frames when they exit.
+    state, owner = Path(tempfile.mkdtemp(prefix="albert-ner-state-")), os.getpid()
+    log.info("state directory (retrains and the model they put in place): %s", state)
+    try:
+        return _serve(dataclasses.replace(resolved, state_dir=state))
+    finally:
+        if os.getpid() == owner:
+            shutil.rmtree(state, ignore_errors=True)
 
 
 def _serve(resolved: ServingSettings) -> int:
