@@ -86,6 +86,8 @@ def test_a_config_of_its_own_names_aliases_and_a_mapping() -> None:
     ("<View><Labels name='l' toName='t'><Label value='A'/></Labels><Text name='t' value='literal'/></View>",
      'value="literal": expected "\\$key"'),
     ("<View><Labels name='l' toName='t'></Labels><Text name='t' value='$text'/></View>", "no <Label"),
+    ("<View><Labels name='l' toName='t'><Label value='A'/></Labels><Text name='t' value='$url' valueType='url'/>"
+     "</View>", 'valueType="url": its task field holds a URL'),
     ("<View><Labels name='a' toName='t'><Label value='A'/></Labels><Labels name='b' toName='t'><Label value='B'/>"
      "</Labels><Text name='t' value='$text'/></View>", r"2 <Labels> controls over a <Text> \(a, b\)"),
     ("<View><Labels", "not valid XML"),

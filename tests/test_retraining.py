@@ -161,3 +161,18 @@ def test_without_label_studio_settings_the_trigger_says_what_is_missing(tmp_path
     status, answer = post(ready_app({}), "/webhook", {"action": "START_TRAINING", "project": {"id": 1}})
     assert status == 503 and "no state directory" in answer["error"]
     assert post(app, "/webhook", {"action": "START_TRAINING"})[0] == 400
+
+
+def test_an_image_without_tensorflow_says_it_cannot_retrain(tmp_path, monkeypatch) -> None:
+    import importlib.util
+
+    from test_serve import ready_app
+
+    monkeypatch.setenv("LABEL_STUDIO_URL", "http://127.0.0.1:9")
+    monkeypatch.setenv("LABEL_STUDIO_API_KEY", LEGACY_TOKEN)
+    real_find_spec = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec",
+                        lambda name, *rest: None if name == "tensorflow" else real_find_spec(name, *rest))
+    app = ready_app({"ALBERT_NER_STATE_DIR": str(tmp_path / "state")})
+    status, answer = post(app, "/webhook", {"action": "START_TRAINING", "project": {"id": 1}})
+    assert status == 503 and "this image cannot train (it has no TensorFlow" in answer["error"]

@@ -108,6 +108,10 @@ def parse_label_config(config: str, mapping: Mapping[str, str] | None = None,
                                f"({', '.join(names)}): name the one to fill in")
     control, target = usable[0]
     value = texts[target].get("value") or ""
+    if texts[target].get("valueType", "text") != "text":
+        raise LabelConfigError(f'<Text name="{target}"> has valueType="{texts[target].get("valueType")}": its '
+                               "task field holds a URL to the text, which this model cannot fetch; import the "
+                               "text itself")
     if not value.startswith("$") or len(value) < 2:
         raise LabelConfigError(f'<Text name="{target}"> has value="{value}": expected "$key", the task data '
                                "field that holds the text")

@@ -10,6 +10,7 @@ import base64
 import binascii
 import dataclasses
 import hmac
+import importlib.util
 import itertools
 import json
 import logging
@@ -197,6 +198,9 @@ class InferenceApp:
             raise RequestError(503, "retraining is off: this server has no state directory (ALBERT_NER_STATE_DIR)")
         if action == label_studio_backend.START_TRAINING and self.retrainer.client is None:
             raise RequestError(503, RETRAINING_NEEDS)
+        if action == label_studio_backend.START_TRAINING and importlib.util.find_spec("tensorflow") is None:
+            raise RequestError(503, "this image cannot train (it has no TensorFlow, as the ONNX serving image): "
+                                    "retrain with the training image's serve")
         served = self._require_model()[0].directory
         if served is None:
             raise RequestError(503, "the served model has no directory to warm-start a retrain from")
