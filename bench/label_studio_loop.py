@@ -51,6 +51,8 @@ CONFIG = ('<View><Labels name="label" toName="text"><Label value="PER"/><Label v
 QUICK = {"initial": 60, "step": 60, "rounds": 2, "pool": 200, "epochs": 1}
 #: Tasks in the /predict whose rate is measured: the server's default limit per request.
 PREDICT_TASKS = 1000
+#: How long a round waits for the backend to serve the retrained model.
+RETRAIN_TIMEOUT_SECONDS = 1800
 
 
 def albert_ner(*arguments: str, environ: dict[str, str] | None = None) -> None:
@@ -129,11 +131,14 @@ def run_strategy(strategy: str, args: argparse.Namespace, studio: LabelStudioSer
         server = subprocess.Popen([sys.executable, "-m", "albert_ner", "serve", "--model-dir", str(model), "--port",
                                    str(port), "--host", "127.0.0.1"], env=environ, stdout=log, stderr=log)
     try:
+        deadline = time.monotonic() + 300
         while True:
             try:
                 version = backend_health(port)["model_version"]
                 break
             except OSError:
+                if time.monotonic() > deadline or server.poll() is not None:
+                    raise SystemExit(f"the backend did not start; its log: {work / 'serve.log'}") from None
                 time.sleep(0.5)
         ml = studio.api("POST", "/api/ml", {"url": f"http://127.0.0.1:{port}", "project": project})["id"]
         labelled, remaining = list(initial), list(pool)
@@ -157,9 +162,13 @@ def run_strategy(strategy: str, args: argparse.Namespace, studio: LabelStudioSer
             remaining = [sentence for sentence in remaining if id(sentence) not in taken]
             labelled += chosen
             studio.api("POST", f"/api/ml/{ml}/train", {})
+            deadline = time.monotonic() + RETRAIN_TIMEOUT_SECONDS
             while (health := backend_health(port))["model_version"] == version:
                 if health.get("training", {}).get("state") == "failed":
                     raise SystemExit(f"the retrain failed: {health['training']}")
+                if time.monotonic() > deadline:
+                    raise SystemExit(f"no new model {RETRAIN_TIMEOUT_SECONDS} s after the trigger: {health}; the "
+                                     f"backend's log: {work / 'serve.log'}")
                 time.sleep(1)
             version = health["model_version"]
             seconds = time.monotonic() - started
