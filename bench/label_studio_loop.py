@@ -27,6 +27,7 @@ Needs ``python data/fetch_msra.py`` and ``scripts/setup.sh`` (Label Studio in ``
 from __future__ import annotations
 
 import argparse
+import base64
 import json
 import os
 import random
@@ -51,6 +52,9 @@ CONFIG = ('<View><Labels name="label" toName="text"><Label value="PER"/><Label v
 QUICK = {"initial": 60, "step": 60, "rounds": 2, "pool": 200, "epochs": 1}
 #: Tasks in the /predict whose rate is measured: the server's default limit per request.
 PREDICT_TASKS = 1000
+#: The backend's basic-auth credentials (retraining wants them), which Label Studio's connection sends.
+BACKEND_USER, BACKEND_PASSWORD = "studio", "backend-secret"
+BACKEND_AUTHORIZATION = "Basic " + base64.b64encode(f"{BACKEND_USER}:{BACKEND_PASSWORD}".encode()).decode()
 #: How long a round waits for the backend to serve the retrained model.
 RETRAIN_TIMEOUT_SECONDS = 1800
 
@@ -104,7 +108,9 @@ def export(studio: LabelStudioServer, project: int, path: Path) -> Path:
 
 
 def backend_health(port: int) -> dict:
-    with urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=10) as response:
+    headers = {"Authorization": BACKEND_AUTHORIZATION}
+    request = urllib.request.Request(f"http://127.0.0.1:{port}/health", headers=headers)
+    with urllib.request.urlopen(request, timeout=10) as response:
         return json.loads(response.read())
 
 
@@ -125,7 +131,7 @@ def run_strategy(strategy: str, args: argparse.Namespace, studio: LabelStudioSer
     port = free_port()
     environ = dict(os.environ, LABEL_STUDIO_URL=studio.url, LABEL_STUDIO_API_KEY=TOKEN,
                    ALBERT_NER_STATE_DIR=str(work / "state"), ALBERT_NER_RUNTIME="tensorflow",
-                   SAGEMAKER_MODEL_SERVER_WORKERS="1",
+                   SAGEMAKER_MODEL_SERVER_WORKERS="1", BASIC_AUTH_USER=BACKEND_USER, BASIC_AUTH_PASS=BACKEND_PASSWORD,
                    ALBERT_NER_RETRAIN_HYPERPARAMETERS=json.dumps(hyperparameters))
     with open(work / "serve.log", "w") as log:
         server = subprocess.Popen([sys.executable, "-m", "albert_ner", "serve", "--model-dir", str(model), "--port",
@@ -140,7 +146,9 @@ def run_strategy(strategy: str, args: argparse.Namespace, studio: LabelStudioSer
                 if time.monotonic() > deadline or server.poll() is not None:
                     raise SystemExit(f"the backend did not start; its log: {work / 'serve.log'}") from None
                 time.sleep(0.5)
-        ml = studio.api("POST", "/api/ml", {"url": f"http://127.0.0.1:{port}", "project": project})["id"]
+        ml = studio.api("POST", "/api/ml", {"url": f"http://127.0.0.1:{port}", "project": project,
+                                            "auth_method": "BASIC_AUTH", "basic_auth_user": BACKEND_USER,
+                                            "basic_auth_pass": BACKEND_PASSWORD})["id"]
         labelled, remaining = list(initial), list(pool)
         chooser = random.Random(args.seed)
         for number in range(1, args.rounds + 1):

@@ -8,6 +8,7 @@ from __future__ import annotations
 import base64
 import json
 import logging
+from pathlib import Path
 
 import pytest
 
@@ -112,6 +113,23 @@ def test_basic_auth_guards_every_route_but_ping() -> None:
         ServingSettings.from_environ({"BASIC_AUTH_USER": "studio"})
 
 
+def test_basic_auth_takes_the_password_in_either_charset_clients_use() -> None:
+    """RFC 7617 leaves the charset to the client: requests (which Label Studio uses) sends latin-1, curl and
+    browsers UTF-8; either encoding of the right password passes, and nothing else does."""
+    app = ready_app({"BASIC_AUTH_USER": "studio", "BASIC_AUTH_PASS": "pässwort"})
+
+    def health(credentials: bytes) -> int:
+        authorization = "Basic " + base64.b64encode(credentials).decode()
+        return call(app, "GET", "/health", headers={"Authorization": authorization})[0]
+
+    assert health("studio:pässwort".encode("latin-1")) == 200
+    assert health("studio:pässwort".encode()) == 200  # UTF-8
+    assert health(b"studio:passwort") == 401 and health("studio:pässwort ".encode()) == 401
+    han = ready_app({"BASIC_AUTH_USER": "标注", "BASIC_AUTH_PASS": "密码"})  # no latin-1 form: UTF-8 only
+    assert call(han, "GET", "/health", headers={
+        "Authorization": "Basic " + base64.b64encode("标注:密码".encode()).decode()})[0] == 200
+
+
 def test_health_is_503_while_the_model_loads() -> None:
     import threading
 
@@ -163,6 +181,39 @@ def test_albert_ner_serve_answers_label_studio_on_the_trained_model(trained_job)
             assert 0 < result["score"] <= 1 and result["model_version"] == version
         assert server.request("POST", "/predict", json.dumps(predict_body(tasks, config)),
                               {"Content-Type": "application/json"})[0] == 401
+    finally:
+        server.stop()
+
+
+def test_the_servers_state_directory_outlives_its_workers_and_goes_with_the_server(trained_job) -> None:
+    """Without nginx, gunicorn's workers are forks of `serve` itself: one that exits must not take the
+    retrains' state directory with it; `serve` removes it when it stops."""
+    import os
+    import re
+    import signal
+    import time
+
+    opt_ml, _ = trained_job
+    server = Server(opt_ml.base, {"ALBERT_NER_NGINX": "off", "ALBERT_NER_RUNTIME": "onnx"}, command_line=True)
+    try:
+        server.wait_ready()
+        found = re.search(r"state directory \(retrains and the model they put in place\): (\S+)", server.output())
+        assert found, server.output()
+        state = Path(found.group(1))
+        kept = state / "status.json"  # what a retrain leaves for every worker (the next one would make a new directory)
+        kept.write_text('{"state": "succeeded"}', encoding="utf-8")
+        children = Path(f"/proc/{server.process.pid}/task/{server.process.pid}/children")
+        (worker,) = map(int, children.read_text().split())
+        os.kill(worker, signal.SIGTERM)  # gunicorn starts another
+        deadline = time.monotonic() + 60
+        while set(map(int, children.read_text().split())) in (set(), {worker}):
+            assert time.monotonic() < deadline, server.output()
+            time.sleep(0.1)
+        server.wait_ready()
+        assert kept.is_file(), "a worker's exit removed the state directory"
+        server.process.send_signal(signal.SIGTERM)
+        assert server.process.wait(60) == 0, server.output()
+        assert not state.exists()
     finally:
         server.stop()
 

@@ -168,12 +168,14 @@ class ServingSettings:
     max_batch_delay: float  # seconds
     # Label Studio's ML backend: its basic-auth credentials (None: open) and entity types to config labels;
     # retraining: where the workers share its state (None: none yet, `serve` makes one), the hyperparameters
-    # of the retrains, and after how many new annotations one starts (0: on Label Studio's trigger only).
+    # of the retrains, after how many new annotations one starts (0: on Label Studio's trigger only), and
+    # after how many seconds a retrain's `train` is stopped.
     basic_auth: tuple[str, str] | None = None
     label_mapping: Mapping[str, str] = field(default_factory=dict)
     state_dir: Path | None = None
     retrain_hyperparameters: Mapping[str, Any] = field(default_factory=dict)
     retrain_every: int = 0
+    retrain_timeout: int = 86400
 
     @property
     def max_payload_bytes(self) -> int | None:
@@ -216,6 +218,7 @@ class ServingSettings:
             state_dir=Path(environ["ALBERT_NER_STATE_DIR"]) if environ.get("ALBERT_NER_STATE_DIR") else None,
             retrain_hyperparameters=_retrain_hyperparameters(environ),
             retrain_every=_int(environ, "ALBERT_NER_RETRAIN_EVERY", 0),
+            retrain_timeout=_int(environ, "ALBERT_NER_RETRAIN_TIMEOUT", 86400),
         )
 
 

@@ -41,7 +41,7 @@ The same port answers Label Studio's ML backend protocol (``GET /health``, ``POS
 ``BASIC_AUTH_PASS`` set, every route but ``/ping`` wants them. ``ALBERT_NER_LABEL_MAPPING`` maps entity types
 to a labelling config's labels. Retraining from Label Studio (:mod:`~albert_ner.serving.retraining`) reads
 ``LABEL_STUDIO_URL``, ``LABEL_STUDIO_API_KEY``, ``ALBERT_NER_RETRAIN_HYPERPARAMETERS``,
-``ALBERT_NER_RETRAIN_EVERY`` and ``ALBERT_NER_STATE_DIR``.
+``ALBERT_NER_RETRAIN_EVERY``, ``ALBERT_NER_RETRAIN_TIMEOUT`` and ``ALBERT_NER_STATE_DIR``.
 
 Modules: :mod:`~albert_ner.serving.batcher` (the dynamic batcher), :mod:`~albert_ner.serving.http_codec`
 (request bodies, content negotiation, rendering), :mod:`~albert_ner.serving.application` (the WSGI

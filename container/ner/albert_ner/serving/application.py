@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import contextlib
 import dataclasses
 import hmac
 import importlib.util
@@ -50,6 +51,8 @@ log = logging.getLogger("albert_ner.serving")
 STREAMED_CHUNK_TEXTS = 1024
 #: How often a worker looks for a model a retrain has put in place (a stat of one small file).
 RETRAIN_POLL_SECONDS = 1.0
+#: How long a worker that could not load a retrained model waits before it tries again.
+RELOAD_RETRY_SECONDS = 30.0
 
 
 @dataclass(frozen=True)
@@ -70,21 +73,28 @@ class InferenceApp:
         self.settings = settings
         self.retrainer = None if settings.state_dir is None else Retrainer(
             settings.state_dir, LabelStudioClient.from_environ(os.environ), settings.retrain_hyperparameters,
-            settings.retrain_every, settings.label_mapping)
+            origin=settings.model_dir, every=settings.retrain_every, mapping=settings.label_mapping,
+            timeout=settings.retrain_timeout)
         # The model and the batcher in front of it, replaced together (one assignment) by replace_model.
         self._serving: tuple[ServedModel, DynamicBatcher] | None = None
         self.load_error: str | None = None
+        self.reload_error: str | None = None  # a retrained model this worker could not load (it retries)
         self.label_studio = label_studio_backend.LabelStudioBackend(settings.label_mapping)
-        self._loader = threading.Thread(target=self._load, args=(load,), name="model-loader", daemon=True)
+        self._loader = threading.Thread(target=self._load, args=(load, reload), name="model-loader", daemon=True)
         self._loader.start()
         if self.retrainer is not None and reload is not None:
             threading.Thread(target=self._follow_retrains, args=(self.retrainer, reload), name="model-follower",
                              daemon=True).start()
 
-    def _load(self, load: Callable[[], ServedModel]) -> None:
+    def _load(self, load: Callable[[], ServedModel], reload: Callable[[Path], ServedModel] | None) -> None:
+        """Load the model: a retrain's, if one is in place (a worker restarted after a retrain serves what
+        the others serve from its first answer), else the model directory's."""
         started = time.monotonic()
         try:
-            model = load()
+            retrained = None
+            if self.retrainer is not None and reload is not None and (current := self.retrainer.current_model_dir()):
+                retrained = self._load_retrained(reload, current)
+            model = retrained or load()
         except BaseException as error:  # noqa: BLE001 - reported by /ping and /invocations
             # Clients get the problem in the model directory's terms; the paths and the traceback go to the log.
             self.load_error = (str(error) if isinstance(error, ModelDirectoryError)
@@ -92,7 +102,7 @@ class InferenceApp:
             log.exception("cannot load the model from %s", self.settings.model_dir)
             return
         self.replace_model(model)
-        log.info("model %s loaded from %s in %.1f s; serving", model.version, self.settings.model_dir,
+        log.info("model %s loaded from %s in %.1f s; serving", model.version, model.directory,
                  time.monotonic() - started)
 
     def replace_model(self, model: ServedModel) -> None:
@@ -104,21 +114,35 @@ class InferenceApp:
         if old is not None:
             old[1].close()
 
+    def _load_retrained(self, reload: Callable[[Path], ServedModel], current: Path) -> ServedModel | None:
+        """The retrained model in ``current``, loaded; None if it does not load (the follower tries it again,
+        and /health says why)."""
+        try:
+            model = reload(current)
+        except Exception as error:  # noqa: BLE001 - the model being served stays
+            self.reload_error = (f"cannot load the retrained model in {current} ({type(error).__name__}; the details "
+                                 f"are in the server's log); trying again every {RELOAD_RETRY_SECONDS:g} s")
+            log.exception("cannot load the retrained model in %s", current)
+            return None
+        self.reload_error = None
+        return model
+
     def _follow_retrains(self, retrainer: Retrainer, reload: Callable[[Path], ServedModel]) -> None:
         """Serve each model a retrain puts in place (any worker's), once this worker has loaded it."""
-        tried: Path | None = None
+        failed: tuple[Path, float] | None = None  # a retrained model that did not load, and when
         while True:
             time.sleep(RETRAIN_POLL_SECONDS)
             current = retrainer.current_model_dir()
             model = self.model
-            if current is None or current == tried or model is None or current == model.directory:
+            if current is None or model is None or current == model.directory:
                 continue
-            tried = current
-            try:
-                retrained = reload(current)
-            except Exception:  # noqa: BLE001 - the served model stays; the next retrain is tried afresh
-                log.exception("cannot load the retrained model in %s; still serving %s", current, model.version)
+            if failed is not None and failed[0] == current and time.monotonic() - failed[1] < RELOAD_RETRY_SECONDS:
                 continue
+            retrained = self._load_retrained(reload, current)
+            if retrained is None:
+                failed = (current, time.monotonic())
+                continue
+            failed = None
             self.replace_model(retrained)
             log.info("now serving the retrained model %s (was %s)", retrained.version, model.version)
 
@@ -170,6 +194,8 @@ class InferenceApp:
             answer: dict[str, Any] = {"status": "UP", "model_version": self._require_model()[0].version}
             if self.retrainer is not None and (training := self.retrainer.status()) is not None:
                 answer["training"] = training
+            if self.reload_error is not None:
+                answer["retrained_model_error"] = self.reload_error
         else:
             self._require_method(method, "POST")
             deadline = time.monotonic() + self.settings.timeout
@@ -194,6 +220,10 @@ class InferenceApp:
             return {"status": "ignored", "action": action}
         if project is None:
             raise RequestError(400, f"the {action} event names no project id")
+        if self.settings.basic_auth is None:
+            # Open, anyone who reaches the port could start retrains of any project the API key can read.
+            raise RequestError(403, "retraining wants this server's requests authenticated: set BASIC_AUTH_USER and "
+                                    "BASIC_AUTH_PASS, and the same in the project's model connection")
         if self.retrainer is None:
             raise RequestError(503, "retraining is off: this server has no state directory (ALBERT_NER_STATE_DIR)")
         if action == label_studio_backend.START_TRAINING and self.retrainer.client is None:
@@ -207,7 +237,7 @@ class InferenceApp:
         if action == label_studio_backend.START_TRAINING:
             started = self.retrainer.start(project, served)
             return {"status": "training started" if started else "a retrain is running already", "project": project}
-        count, started = self.retrainer.annotation_event(project, served)
+        count, started = self.retrainer.annotation_event(project, served, label_studio_backend.annotations_in(body))
         return {"status": "training started" if started else "counted", "project": project,
                 "annotations_since_training": 0 if started else count}
 
@@ -284,8 +314,12 @@ class InferenceApp:
             given = base64.b64decode(credentials.strip(), validate=True) if scheme.lower() == "basic" else b""
         except binascii.Error:
             given = b""
-        expected = ":".join(self.settings.basic_auth).encode("utf-8")
-        if not hmac.compare_digest(given, expected):
+        # RFC 7617 leaves the charset to the client: requests (Label Studio's) sends latin-1, curl and browsers UTF-8.
+        expected = ":".join(self.settings.basic_auth)
+        accepted = [expected.encode("utf-8")]
+        with contextlib.suppress(UnicodeEncodeError):
+            accepted.append(expected.encode("latin-1"))
+        if not any([hmac.compare_digest(given, candidate) for candidate in accepted]):  # a list: both compared
             raise RequestError(401, "this server wants HTTP basic authentication with BASIC_AUTH_USER and "
                                     "BASIC_AUTH_PASS", [("WWW-Authenticate", 'Basic realm="albert-ner"')])
 

@@ -15,7 +15,8 @@ What the Label Studio server (1.x) sends and expects, read from its ``ml/api_con
 - ``POST /webhook`` with ``{"action", "project": {...}, ...}``: the project's webhook, which Label Studio
   makes when the backend is connected. ``START_TRAINING`` (its *Start training* button, ``POST
   /api/ml/ID/train``) retrains (:mod:`albert_ner.serving.retraining`); annotation events are counted, and
-  with ``ALBERT_NER_RETRAIN_EVERY=N`` the N-th since the last retrain starts one.
+  with ``ALBERT_NER_RETRAIN_EVERY=N`` the N-th since the last retrain starts one. Both want the server's
+  requests authenticated (``BASIC_AUTH_*``): open, anyone reaching the port could start retrains.
 
 Entity types the config has no label for are left out and counted in the log. With ``BASIC_AUTH_USER``
 and ``BASIC_AUTH_PASS`` set (the names Label Studio's own ML backends read), every route but ``/ping``
@@ -40,7 +41,9 @@ log = logging.getLogger("albert_ner.serving")
 HEALTH, SETUP, PREDICT, WEBHOOK = "/health", "/setup", "/predict", "/webhook"
 PATHS = (HEALTH, SETUP, PREDICT, WEBHOOK)
 START_TRAINING = "START_TRAINING"
-ANNOTATION_ACTIONS = ("ANNOTATION_CREATED", "ANNOTATION_UPDATED", "ANNOTATIONS_CREATED")
+#: The events that bring new annotations (an update corrects one already counted): ``annotation`` holds
+#: the annotation, or a list of them for the bulk event.
+ANNOTATION_ACTIONS = ("ANNOTATION_CREATED", "ANNOTATIONS_CREATED")
 #: Parsed labelling configs kept per worker (a server is usually connected to a project or two).
 _CACHED_CONFIGS = 32
 
@@ -127,3 +130,9 @@ def event(body: Any) -> tuple[str, int | None]:
     if isinstance(project, str) and project.split(".", 1)[0].isdigit():
         project = int(project.split(".", 1)[0])
     return body["action"], project if isinstance(project, int) and not isinstance(project, bool) else None
+
+
+def annotations_in(body: dict[str, Any]) -> int:
+    """How many annotations an annotation event brings: the bulk event's list, else one."""
+    annotation = body.get("annotation")
+    return len(annotation) if isinstance(annotation, list) else 1
