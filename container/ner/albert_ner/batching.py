@@ -29,16 +29,19 @@ class EncodedExamples:
     """
 
     def __init__(self, sentences: Sequence[Sentence], window: int, tokenizer: CharTokenizer, label_map: LabelMap,
-                 matcher: LexiconMatcher | None = None):
+                 matcher: LexiconMatcher | None = None, weights: Sequence[float] | None = None):
         windows: list[Sentence] = []
+        window_weights: list[float] = []  # each window weighs in the loss what its sentence does
         packed: list[np.ndarray] = []
-        for sentence in sentences:
+        for sentence, weight in zip(sentences, weights or [1.0] * len(sentences), strict=True):
             features = matcher.features(sentence.tokens) if matcher is not None else None
             for piece in split_into_windows(sentence, window):
                 windows.append(piece.sentence)
+                window_weights.append(weight)
                 if features is not None:
                     packed.append(np.packbits(window_features(features, piece.offset, piece.sentence), axis=1))
         self.lengths = np.array([len(window.tokens) for window in windows], dtype=np.int32)
+        self.weights = np.array(window_weights, dtype=np.float32)
         self.offsets = np.concatenate([[0], np.cumsum(self.lengths, dtype=np.int64)])
         self.token_ids = np.empty(int(self.offsets[-1]), dtype=np.int32)
         self.tag_ids = np.empty(int(self.offsets[-1]), dtype=np.int32)
@@ -108,6 +111,7 @@ class TrainingBatch:
     tag_ids: np.ndarray
     lengths: np.ndarray
     lexicon: np.ndarray
+    weights: np.ndarray  # each example's weight in the loss: 1 for gold, teacher_weight for a teacher's
 
 
 def training_batches(examples: EncodedExamples, batch_size: int, seed: int, group_by_length: bool,
@@ -123,5 +127,6 @@ def training_batches(examples: EncodedExamples, batch_size: int, seed: int, grou
             if token_dropout:
                 rng = np.random.default_rng([seed, epoch, index])
                 token_ids = drop_tokens(token_ids, lengths, token_dropout, unk_id, rng)
-            yield TrainingBatch(epoch, index, index == len(plan) - 1, token_ids, tag_ids, lengths, lexicon)
+            yield TrainingBatch(epoch, index, index == len(plan) - 1, token_ids, tag_ids, lengths, lexicon,
+                                examples.weights[plan[index]])
         epoch, next_batch = epoch + 1, 0

@@ -91,6 +91,12 @@ class Hyperparameters:
                            "lower-case).")
     vocab_min_count: int = _hp(1, "Minimum count of a character to enter a vocabulary built from the "
                                "training data (no pretrained vocab).", minimum=1)
+    teacher_weight: float = _hp(1.0, "Weight of a `teacher` channel sentence in the loss, against 1 for a gold "
+                                "one (times the lowest score of its entities, where the teacher gives scores).",
+                                minimum=0.0, maximum=100.0, exclusive_minimum=True)
+    teacher_type_mapping: str | None = _hp(None, "The `teacher` channel's entity types renamed to the model's, as "
+                                           "TEACHER=TYPE,... (for example PERSON=PER,LOCATION=LOC); a teacher "
+                                           "type that is not among the entity types fails, naming it.")
     # Optimisation
     epochs: int = _hp(3, "Passes over the training data.", minimum=1, maximum=1000)
     max_steps: int | None = _hp(None, "Stop after this many optimizer steps (null: run all epochs).", minimum=1)

@@ -103,8 +103,9 @@ def make_loss_scale(precision: str) -> tf.Variable:
 
 
 class TrainStep:
-    """One optimizer step on a global batch of numpy arrays ``(token_ids, tag_ids, lengths, lexicon)``
-    (``lexicon`` is zero-wide when the model has none).
+    """One optimizer step on a global batch of numpy arrays ``(token_ids, tag_ids, lengths, lexicon, weights)``
+    (``lexicon`` is zero-wide when the model has none; ``weights``, each example's weight in the loss, are
+    all 1 when not given). The loss is the weighted sum over the batch divided by the batch size.
 
     The batch is split across the replicas, the gradients summed over them, unscaled, clipped to the global
     norm and zeroed when not finite, then the encoder and the head update with their own optimizers.
@@ -125,8 +126,9 @@ class TrainStep:
         self._compiled = tf.function(self._global_step, reduce_retracing=True, jit_compile=jit_compile)
 
     def __call__(self, token_ids: np.ndarray, tag_ids: np.ndarray, lengths: np.ndarray,
-                 lexicon: np.ndarray) -> tf.Tensor:
-        distributed = distribute_batch(self.strategy, token_ids, tag_ids, lengths, lexicon)
+                 lexicon: np.ndarray, weights: np.ndarray | None = None) -> tf.Tensor:
+        weights = np.ones(len(token_ids), np.float32) if weights is None else weights.astype(np.float32)
+        distributed = distribute_batch(self.strategy, token_ids, tag_ids, lengths, lexicon, weights)
         return self._compiled(*distributed, tf.constant(len(token_ids), tf.float32))
 
     @property
@@ -134,16 +136,18 @@ class TrainStep:
         """How many times the step was traced: once per batch shape it could not reuse a graph for."""
         return int(self._compiled.experimental_get_tracing_count())
 
-    def _global_step(self, token_ids, tag_ids, lengths, lexicon, global_batch):
-        losses = self.strategy.run(self._replica_step, args=(token_ids, tag_ids, lengths, lexicon, global_batch))
+    def _global_step(self, token_ids, tag_ids, lengths, lexicon, weights, global_batch):
+        losses = self.strategy.run(self._replica_step,
+                                   args=(token_ids, tag_ids, lengths, lexicon, weights, global_batch))
         return self.strategy.reduce(tf.distribute.ReduceOp.SUM, losses, axis=None)
 
-    def _replica_step(self, token_ids, tag_ids, lengths, lexicon, global_batch):
+    def _replica_step(self, token_ids, tag_ids, lengths, lexicon, weights, global_batch):
         model, loss_scale = self.model, self.loss_scale
         encoder_variables, head_variables = model.encoder.trainable_variables, model.head_variables
         with tf.GradientTape() as tape:
             scores = model(token_ids, lengths, lexicon, training=True)
-            loss = tf.reduce_sum(model.per_example_loss(scores, tag_ids, lengths)) / global_batch
+            per_example = model.per_example_loss(scores, tag_ids, lengths)
+            loss = tf.reduce_sum(tf.cast(weights, per_example.dtype) * per_example) / global_batch
             scaled_loss = loss * loss_scale
         gradients = tape.gradient(scaled_loss, encoder_variables + head_variables)
         gradients = [tf.convert_to_tensor(gradient) for gradient in gradients]

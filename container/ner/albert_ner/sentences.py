@@ -26,3 +26,5 @@ class Sentence:
     tokens: tuple[str, ...]
     entities: tuple[Entity, ...]
     source: str = ""  # "path:line" where it starts, for messages
+    # Per entity, how sure the system that labelled it was (a teacher's JSON Lines "score"); None: not given.
+    entity_scores: tuple[float | None, ...] | None = None

@@ -43,6 +43,7 @@ from albert_ner.report_page import REPORT_PAGE, ReportPage, write_report_page
 from albert_ner.sentences import Sentence
 from albert_ner.stop_signal import StopSignal
 from albert_ner.tag_schemes import LabelMap
+from albert_ner.teacher import TEACHER_CHANNEL, TeacherSentences, teacher_sentences, type_mapping
 from albert_ner.tokenization import CharTokenizer, Vocab
 from albert_ner.training_history import TrainingHistory
 from albert_ner.training_state import Progress, TrainingState, weights_fingerprint
@@ -69,6 +70,11 @@ class PreparedData:
     summaries: list[SplitSummary]
     lexicon: Lexicon | None
     warm_start: WarmStart | None  # the model of the `model` channel, whose weights the job starts from
+    teacher: TeacherSentences  # the `teacher` channel's sentences trained on beside `train` (none without one)
+
+    def training_sentences(self) -> tuple[list[Sentence], list[float]]:
+        """What the loop trains on: the gold sentences (weight 1), then the teacher's with their weights."""
+        return self.train + self.teacher.sentences, [1.0] * len(self.train) + self.teacher.weights
 
     @property
     def fine_tuning(self) -> bool:
@@ -96,6 +102,10 @@ def prepare_data(hp: Hyperparameters, env: TrainingEnvironment) -> PreparedData:
     if "test" in channels:
         test, test_report = _read(channels["test"], hp, "test")
         repairs["test"] = test_report.repairs
+    taught = _read(channels[TEACHER_CHANNEL], hp, TEACHER_CHANNEL)[0] if TEACHER_CHANNEL in channels else []
+    if hp.teacher_type_mapping and TEACHER_CHANNEL not in channels:
+        raise HyperparameterError(f"hyperparameter teacher_type_mapping={hp.teacher_type_mapping!r} without a "
+                                  f"`{TEACHER_CHANNEL}` channel to rename the types of")
 
     warm = find_warm_start(channels[MODEL_CHANNEL]) if MODEL_CHANNEL in channels else None
     source = choose_pretrained(channels.get("pretrained"), hp.pretrained_model, hp.pretrained_dir,
@@ -125,7 +135,7 @@ def prepare_data(hp: Hyperparameters, env: TrainingEnvironment) -> PreparedData:
                  source.directory, albert_config.family, albert_config.hidden_size, albert_config.num_hidden_layers,
                  pretrained.layout, provenance_text)
     else:
-        vocab = Vocab.build([sentence.tokens for sentence in train], min_count=hp.vocab_min_count)
+        vocab = Vocab.build([sentence.tokens for sentence in train + taught], min_count=hp.vocab_min_count)
         albert_config = sized_config(hp.encoder_size, len(vocab), hp.num_hidden_layers)
         description = (f"no pretrained weights: ALBERT-{hp.encoder_size}-sized encoder trained from scratch "
                        f"(hidden {albert_config.hidden_size}, {albert_config.num_hidden_layers} layers), "
@@ -144,12 +154,15 @@ def prepare_data(hp: Hyperparameters, env: TrainingEnvironment) -> PreparedData:
     else:
         label_map = LabelMap(_entity_types(hp, train + validation), scheme=hp.tag_scheme)
         lexicon = _read_lexicon(hp, channels.get("lexicon"), train)
+    teacher = teacher_sentences(taught, label_map.entity_types, type_mapping(hp.teacher_type_mapping),
+                                hp.teacher_weight, gold=train, held_out=validation + (test or [])) \
+        if taught else TeacherSentences([], [])
     tokenizer = CharTokenizer(vocab, lower_case=lower_case)
     summaries = [summarize_split(name, sentences, tokenizer, hp.max_seq_length - 2, repairs[name])
                  for name, sentences in (("training", train), ("validation", validation), ("test", test or []))
                  if sentences]
     data = PreparedData(train, validation, test, tokenizer, label_map, albert_config, pretrained, provenance,
-                        description, summaries, lexicon, warm)
+                        description, summaries, lexicon, warm, teacher)
     log_summaries(summaries)
     log.info("labels (%s): %s", label_map.scheme, " ".join(label_map.tags))
     return data
@@ -250,7 +263,7 @@ def train(hp: Hyperparameters, env: TrainingEnvironment) -> TrainingResult:
     batch = None if stop else next(batches)
     while batch is not None:
         step_started = time.perf_counter()
-        losses.append(job.train_step(batch.token_ids, batch.tag_ids, batch.lengths, batch.lexicon))
+        losses.append(job.train_step(batch.token_ids, batch.tag_ids, batch.lengths, batch.lexicon, batch.weights))
         progress.step, progress.next_batch = progress.step + 1, batch.index + 1
         stepped = time.perf_counter()
         stop = progress.step >= job.total_steps
@@ -310,8 +323,9 @@ def set_up(hp: Hyperparameters, env: TrainingEnvironment, history: TrainingHisto
     data = prepare_data(hp, env)
     history.lap("reading the data")
     vocab = data.tokenizer.vocab
-    examples = EncodedExamples(data.train, hp.max_seq_length - 2, data.tokenizer, data.label_map,
-                               None if data.lexicon is None else data.lexicon.matcher)
+    sentences, weights = data.training_sentences()
+    examples = EncodedExamples(sentences, hp.max_seq_length - 2, data.tokenizer, data.label_map,
+                               None if data.lexicon is None else data.lexicon.matcher, weights)
     steps_per_epoch = math.ceil(len(examples) / hp.batch_size)
     total_steps = min(hp.max_steps or steps_per_epoch * hp.epochs, steps_per_epoch * hp.epochs)
     log.info("training on %d windows: %d steps per epoch, %d steps in all", len(examples), steps_per_epoch,

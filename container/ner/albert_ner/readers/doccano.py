@@ -8,7 +8,9 @@ One JSON object per line; offsets are character offsets, end exclusive:
 - relation projects: ``{"text": ..., "entities": [{"id", "label", "start_offset", "end_offset"}],
   "relations": [...]}``; relations are ignored and counted.
 - this project's JSON Lines: ``{"text": ..., "entities": [[start, end, "TYPE"], ...]}`` (entities may also
-  be ``{"start", "end", "type"}`` objects).
+  be ``{"start", "end", "type"}`` objects). An entity may carry how sure its labeller was, a number from 0
+  to 1: ``[start, end, "TYPE", score]`` or a ``"score"`` key (what a `teacher` channel weighs its
+  sentences by, :mod:`albert_ner.teacher`).
 
 Any other keys (``id``, ``meta``, user columns) are ignored. doccano does not repeat the mention's text, so
 offsets are checked only against the text's length.
@@ -84,26 +86,36 @@ def read_record(
                        f'0 <= start < end <= {len(text)}, the length of "{text_key}"')
     own = (key == "entities" and text_key == "text" and "relations" not in record
            and all(isinstance(item, list) for item in items))
-    sentence = Sentence(tuple(text), resolve_overlaps(mentions, options, report, fail), located(path, line))
+    entities = resolve_overlaps(mentions, options, report, fail)
+    scores = {(m.start, m.end, m.type): m.score for m in mentions}
+    entity_scores = (tuple(scores[entity] for entity in entities)
+                     if any(m.score is not None for m in mentions) else None)
+    sentence = Sentence(tuple(text), entities, located(path, line), entity_scores)
     return sentence, JSONL_FORMAT if own else FORMAT
 
 
 def _mention(item: Any, field_name: str, fail: Callable[[str], DataError]) -> Mention:
-    if isinstance(item, list) and len(item) == 3:
-        start, end, entity_type = item
+    score = None
+    if isinstance(item, list) and len(item) in (3, 4):
+        start, end, entity_type = item[:3]
+        score = item[3] if len(item) == 4 else None
     elif isinstance(item, dict):
         start = _first_key(item, ("start_offset", "start"))
         end = _first_key(item, ("end_offset", "end"))
         entity_type = _first_key(item, ("label", "type"))
+        score = item.get("score")
         if start is None or end is None or entity_type is None:
             raise fail(f"{field_name} {_json(item)}: expected keys start_offset/end_offset/label or "
                        "start/end/type")
     else:
-        raise fail(f'{field_name} {_json(item)}: expected [start, end, "TYPE"]')
+        raise fail(f'{field_name} {_json(item)}: expected [start, end, "TYPE"] (or [start, end, "TYPE", score])')
     for name, offset in (("start", start), ("end", end)):
         if type(offset) is not int:
             raise fail(f"{field_name} {_json(item)}: {name} offset {_json(offset)} is not an integer")
-    return Mention(start, end, check_type(entity_type, field_name, fail), field_name)
+    if score is not None and (type(score) not in (int, float) or not 0 <= score <= 1):
+        raise fail(f"{field_name} {_json(item)}: score {_json(score)} is not a number from 0 to 1")
+    return Mention(start, end, check_type(entity_type, field_name, fail), field_name,
+                   score=None if score is None else float(score))
 
 
 def _first_key(mapping: dict[str, Any], keys: tuple[str, ...]) -> Any:

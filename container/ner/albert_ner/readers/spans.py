@@ -115,6 +115,7 @@ class Mention:
     field: str  # where it sits in the record, e.g. "label.name.叶老桂[1]", for messages
     text: str | None = None  # the mention's own text, when the format repeats it
     line: int | None = None  # the line it is on, for formats whose records span lines (brat)
+    score: float | None = None  # how sure its labeller was, where the format says (the project's JSON Lines)
 
 
 def utf16_to_code_points(text: str) -> list[int]:
