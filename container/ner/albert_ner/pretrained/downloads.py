@@ -34,11 +34,8 @@ _UNSATISFIED_RANGE = re.compile(r"bytes \*/(\d+)")
 
 
 def sha256_of(path: Path) -> str:
-    digest = hashlib.sha256()
     with open(path, "rb") as stream:
-        while chunk := stream.read(_CHUNK):
-            digest.update(chunk)
-    return digest.hexdigest()
+        return hashlib.file_digest(stream, "sha256").hexdigest()
 
 
 def download(url: str, destination: Path, what: str, sha256: str | None = None) -> None:
