@@ -212,12 +212,16 @@ def test_retraining_is_refused_while_the_server_is_open(tmp_path, monkeypatch) -
 
     monkeypatch.setenv("LABEL_STUDIO_URL", "http://127.0.0.1:9")
     monkeypatch.setenv("LABEL_STUDIO_API_KEY", LEGACY_TOKEN)
-    app = ready_app({"ALBERT_NER_STATE_DIR": str(tmp_path / "state")})
+    app = ready_app({"ALBERT_NER_STATE_DIR": str(tmp_path / "state"), "ALBERT_NER_RETRAIN_EVERY": "2"})
     for action in ("START_TRAINING", "ANNOTATION_CREATED"):
         status, answer = post(app, "/webhook", {"action": action, "project": {"id": 1}})
         assert status == 403 and "set BASIC_AUTH_USER and BASIC_AUTH_PASS" in answer["error"], answer
     assert post(app, "/webhook", {"action": "PROJECT_UPDATED", "project": {"id": 1}})[1]["status"] == "ignored"
-    assert not (tmp_path / "state" / "status.json").exists()
+    assert not (tmp_path / "state" / "status.json").exists() and not (tmp_path / "state" / "annotations.json").exists()
+    # Without ALBERT_NER_RETRAIN_EVERY, annotation events cannot retrain: ignored, whatever the auth.
+    counting_off = ready_app({"ALBERT_NER_STATE_DIR": str(tmp_path / "state")})
+    assert post(counting_off, "/webhook", {"action": "ANNOTATION_CREATED", "project": {"id": 1}}) == (
+        200, {"status": "ignored", "action": "ANNOTATION_CREATED"})
 
 
 def test_train_holds_the_lock_and_is_stopped_at_the_timeout(trained_job, tmp_path, studio, monkeypatch) -> None:
@@ -226,7 +230,7 @@ def test_train_holds_the_lock_and_is_stopped_at_the_timeout(trained_job, tmp_pat
     fake, url = studio
     monkeypatch.setenv("LABEL_STUDIO_URL", url)
     monkeypatch.setenv("LABEL_STUDIO_API_KEY", LEGACY_TOKEN)
-    endless = json.dumps({**TINY_HYPERPARAMETERS, "epochs": "1000"})
+    endless = json.dumps({**TINY_HYPERPARAMETERS, "epochs": "1000", "early_stopping_patience": "0"})
     app = create_app(_settings(trained_job, tmp_path, ALBERT_NER_RETRAIN_TIMEOUT="8",
                                ALBERT_NER_RETRAIN_HYPERPARAMETERS=endless))
     app._loader.join()
@@ -242,6 +246,7 @@ def test_train_holds_the_lock_and_is_stopped_at_the_timeout(trained_job, tmp_pat
     assert training["reason"].startswith("train ran past ALBERT_NER_RETRAIN_TIMEOUT (8 s) and was stopped")
     assert not Path(f"/proc/{pid}").exists()  # killed and reaped
     assert _webhook(app, {"action": "START_TRAINING", "project": {"id": 1}})[1]["status"] == "training started"
+    assert _wait_for_training(app, 120)["training"]["state"] == "failed"  # stopped at the timeout again
 
 
 def test_a_retrain_whose_worker_died_shows_as_interrupted(trained_job, tmp_path) -> None:
@@ -323,3 +328,47 @@ def test_a_retrained_model_that_does_not_load_is_tried_again_and_shown(trained_j
     restarted = application.InferenceApp(settings, first, reload)
     restarted._loader.join()
     assert _health(restarted)["model_version"] == "albert-ner-retrained"
+
+
+def test_a_retrains_train_stops_when_its_worker_dies(trained_job, tmp_path) -> None:
+    """`train` started the way a retrain starts it (child_process.command) gets SIGTERM when the process
+    that started it is killed, and stops: nothing trains on with nobody to put its model in place."""
+    import signal
+    import subprocess
+    import sys
+
+    from conftest import OptMl, sample_job
+
+    opt_ml = OptMl(tmp_path / "opt_ml")
+    sample_job(opt_ml, {**TINY_HYPERPARAMETERS, "epochs": "1000", "early_stopping_patience": "0"})
+    worker = subprocess.Popen(
+        [sys.executable, "-c", "import subprocess, sys, time\n"
+         "from albert_ner.serving import child_process\n"
+         "child = subprocess.Popen(child_process.command('train', '--base-dir', sys.argv[1]))\n"
+         "print(child.pid, flush=True)\n"
+         "time.sleep(600)\n", str(opt_ml.base)], stdout=subprocess.PIPE, text=True)
+    try:
+        assert worker.stdout is not None
+        train = int(worker.stdout.readline())
+        deadline = time.monotonic() + 120
+        while not (opt_ml.base / "checkpoints").exists():  # training, well past its imports
+            assert time.monotonic() < deadline and _running(train), "train never started training"
+            time.sleep(0.2)
+        worker.kill()
+        worker.wait()
+        deadline = time.monotonic() + 120
+        while _running(train):
+            assert time.monotonic() < deadline, "train outlived the worker that started it"
+            time.sleep(0.2)
+    finally:
+        worker.kill()
+        if _running(train):
+            os.kill(train, signal.SIGKILL)
+
+
+def _running(pid: int) -> bool:
+    """Whether ``pid`` runs (a zombie, waiting for whoever inherited it to reap it, does not)."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+    except FileNotFoundError:
+        return False

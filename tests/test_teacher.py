@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
+from albert_ner.batching import EncodedExamples, training_batches
 from albert_ner.data import read_data_file
 from albert_ner.environment import TrainingEnvironment
 from albert_ner.errors import DataError, HyperparameterError
@@ -19,7 +20,10 @@ from albert_ner.hyperparameters import Hyperparameters
 from albert_ner.modeling.albert import AlbertConfig
 from albert_ner.modeling.tagger import AlbertTagger, build_model
 from albert_ner.optimization import OptimizerSettings, TrainStep, make_loss_scale, make_optimizers
+from albert_ner.prediction import entity_records
+from albert_ner.sentences import Entity, Sentence
 from albert_ner.tag_schemes import LabelMap
+from albert_ner.tokenization import CharTokenizer, Vocab
 from albert_ner.training import prepare_data
 from conftest import OptMl
 
@@ -57,10 +61,12 @@ def test_gold_wins_scored_texts_stay_out_and_scores_lower_the_weight(opt_ml: Opt
     assert weights == pytest.approx([1.0, 1.0, 2.0 * 0.6, 2.0, 2.0])
     assert [tuple(e) for e in sentences[0].entities] == [(0, 2, "PER"), (3, 5, "LOC")]  # gold's, not the teacher's
     assert [tuple(e) for e in sentences[2].entities] == [(0, 2, "PER"), (4, 6, "LOC")]
-    assert "3 sentences trained on (weight 2" in caplog.text
-    assert ("1 left out for the gold labels of the same text, 1 left out because validation or test holds the "
-            "same text") in caplog.text
-    assert all(character in data.tokenizer.vocab for character in "赵杭州钱广")  # the teacher's text is trained on
+    assert ("channel teacher: 3 of 5 sentences kept: 1 left out for the gold labels of the same text, 1 left out "
+            "because validation or test holds the same text") in caplog.text
+    assert "channel teacher: weight 2 times the lowest entity score: mean weight 1.733" in caplog.text
+    # The vocabulary has the text trained on, the teacher's included, and none of the text scored on.
+    assert all(character in data.tokenizer.vocab for character in "赵杭州钱广")
+    assert not any(character in data.tokenizer.vocab for character in "王五南")
 
 
 def test_a_teacher_type_the_model_lacks_is_named_unless_renamed(opt_ml: OptMl) -> None:
@@ -91,6 +97,12 @@ def test_entity_scores_are_read_from_json_lines_and_checked(tmp_path) -> None:
                     '"score": 1}]}\n{"text": "李四。", "entities": [[0, 2, "PER"]]}\n', encoding="utf-8")
     first, second = read_data_file(path)[0]
     assert first.entity_scores == (0.25, 1.0) and second.entity_scores is None
+    # `albert-ner predict`'s lines (entity_records) read as they are, scores and all.
+    text = "张三在北京。"
+    predicted = entity_records(tuple(text), [Entity(0, 2, "PER"), Entity(3, 5, "LOC")], [0.75, 0.5])
+    path.write_text(json.dumps({"text": text, "entities": predicted}, ensure_ascii=False) + "\n", encoding="utf-8")
+    (read,) = read_data_file(path)[0]
+    assert read.entities == (Entity(0, 2, "PER"), Entity(3, 5, "LOC")) and read.entity_scores == (0.75, 0.5)
     for score in ("1.5", '"high"', "true", "-0.1", "NaN"):
         path.write_text('{"text": "李四。", "entities": []}\n'
                         f'{{"text": "张三。", "entities": [[0, 2, "PER", {score}]]}}\n', encoding="utf-8")
@@ -136,3 +148,28 @@ def test_the_loss_weighs_each_example_as_told() -> None:
     assert smaller == pytest.approx(loss, rel=1e-5)
     for after, expected in zip([variable.numpy() for variable in model.trainable_variables], weighted, strict=True):
         np.testing.assert_allclose(after, expected, rtol=1e-4, atol=1e-6)
+
+
+def test_each_window_carries_its_sentences_weight_through_every_batch() -> None:
+    """A long sentence is cut into windows; every window, in whatever batch and row the plan puts it,
+    weighs what its sentence does."""
+    sentences = [Sentence(tuple("甲乙"), (Entity(0, 1, "PER"),)), Sentence(tuple("子丑寅卯辰巳午未申酉"), ()),
+                 Sentence(tuple("天地"), ())]
+    vocab = Vocab.build([sentence.tokens for sentence in sentences])
+    tokenizer = CharTokenizer(vocab)
+    examples = EncodedExamples(sentences, 4, tokenizer, LabelMap(["PER"], scheme="bio"), weights=[1.0, 0.5, 2.0])
+    assert len(examples) == 5  # 1 + 3 windows + 1
+    weight_of = {token: weight for sentence, weight in zip(sentences, [1.0, 0.5, 2.0], strict=True)
+                 for token in tokenizer.encode(sentence.tokens)}
+    batches = training_batches(examples, 2, seed=3, group_by_length=True, token_dropout=0.0, unk_id=vocab.unk_id,
+                               epoch=0, next_batch=0)
+    rows = 0
+    while True:
+        batch = next(batches)
+        assert batch.weights.shape == (len(batch.lengths),)
+        for tokens, weight in zip(batch.token_ids, batch.weights, strict=True):
+            assert weight == weight_of[int(tokens[0])]
+            rows += 1
+        if batch.last_in_epoch:
+            break
+    assert rows == 5

@@ -33,7 +33,7 @@ class EncodedExamples:
         windows: list[Sentence] = []
         window_weights: list[float] = []  # each window weighs in the loss what its sentence does
         packed: list[np.ndarray] = []
-        for sentence, weight in zip(sentences, weights or [1.0] * len(sentences), strict=True):
+        for sentence, weight in zip(sentences, [1.0] * len(sentences) if weights is None else weights, strict=True):
             features = matcher.features(sentence.tokens) if matcher is not None else None
             for piece in split_into_windows(sentence, window):
                 windows.append(piece.sentence)

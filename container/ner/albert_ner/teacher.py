@@ -46,32 +46,33 @@ def type_mapping(value: str | None) -> dict[str, str]:
         raise HyperparameterError(f"hyperparameter teacher_type_mapping={value!r}: {error}") from None
 
 
-def teacher_sentences(read: Sequence[Sentence], entity_types: Iterable[str], mapping: dict[str, str], weight: float,
-                      gold: Iterable[Sentence], held_out: Iterable[Sentence]) -> TeacherSentences:
-    """The teacher's sentences ``read`` with their types renamed by ``mapping``, less those gold labels
-    (``gold``) or scoring (``held_out``) cover, each weighted by ``weight`` and its entities' scores."""
-    known = set(entity_types)
+def uncovered(read: Sequence[Sentence], gold: Iterable[Sentence], held_out: Iterable[Sentence]) -> list[Sentence]:
+    """The teacher's sentences ``read``, less those whose text gold labels (``gold``) or the job is scored
+    on (``held_out``): what is trained on (and what the vocabulary is built from) of the channel."""
     gold_texts = {_text(sentence) for sentence in gold}
     held_out_texts = {_text(sentence) for sentence in held_out} - gold_texts
-    kept: list[Sentence] = []
-    weights: list[float] = []
-    by_gold = by_held_out = 0
-    for sentence in read:
-        sentence = _renamed(sentence, mapping, known)
-        text = _text(sentence)
-        if text in gold_texts:
-            by_gold += 1
-        elif text in held_out_texts:
-            by_held_out += 1
-        else:
-            kept.append(sentence)
-            weights.append(weight * min((score for score in sentence.entity_scores or () if score is not None),
-                                        default=1.0))
-    log.info("channel %s: %d sentences trained on (weight %g%s), %d left out for the gold labels of the same "
-             "text, %d left out because validation or test holds the same text", TEACHER_CHANNEL, len(kept), weight,
-             f", times entity scores: mean weight {math.fsum(weights) / len(weights):.3f}"
-             if any(s.entity_scores for s in kept) else "", by_gold, by_held_out)
-    return TeacherSentences(kept, weights)
+    kept = [sentence for sentence in read if _text(sentence) not in gold_texts | held_out_texts]
+    by_gold = sum(_text(sentence) in gold_texts for sentence in read)
+    log.info("channel %s: %d of %d sentences kept: %d left out for the gold labels of the same text, %d left out "
+             "because validation or test holds the same text", TEACHER_CHANNEL, len(kept), len(read), by_gold,
+             len(read) - len(kept) - by_gold)
+    return kept
+
+
+def teacher_sentences(kept: Sequence[Sentence], entity_types: Iterable[str], mapping: dict[str, str],
+                      weight: float) -> TeacherSentences:
+    """The teacher's sentences ``kept`` (:func:`uncovered`) with their types renamed by ``mapping``, each
+    weighted by ``weight`` times the lowest of its entities' scores."""
+    known = set(entity_types)
+    sentences = [_renamed(sentence, mapping, known) for sentence in kept]
+    weights = [weight * min((score for score in sentence.entity_scores or () if score is not None), default=1.0)
+               for sentence in sentences]
+    if any(sentence.entity_scores for sentence in sentences):
+        log.info("channel %s: weight %g times the lowest entity score: mean weight %.3f", TEACHER_CHANNEL, weight,
+                 math.fsum(weights) / len(weights))
+    else:
+        log.info("channel %s: weight %g", TEACHER_CHANNEL, weight)
+    return TeacherSentences(sentences, weights)
 
 
 def _renamed(sentence: Sentence, mapping: dict[str, str], known: set[str]) -> Sentence:

@@ -43,7 +43,7 @@ from albert_ner.report_page import REPORT_PAGE, ReportPage, write_report_page
 from albert_ner.sentences import Sentence
 from albert_ner.stop_signal import StopSignal
 from albert_ner.tag_schemes import LabelMap
-from albert_ner.teacher import TEACHER_CHANNEL, TeacherSentences, teacher_sentences, type_mapping
+from albert_ner.teacher import TEACHER_CHANNEL, TeacherSentences, teacher_sentences, type_mapping, uncovered
 from albert_ner.tokenization import CharTokenizer, Vocab
 from albert_ner.training_history import TrainingHistory
 from albert_ner.training_state import Progress, TrainingState, weights_fingerprint
@@ -102,7 +102,8 @@ def prepare_data(hp: Hyperparameters, env: TrainingEnvironment) -> PreparedData:
     if "test" in channels:
         test, test_report = _read(channels["test"], hp, "test")
         repairs["test"] = test_report.repairs
-    taught = _read(channels[TEACHER_CHANNEL], hp, TEACHER_CHANNEL)[0] if TEACHER_CHANNEL in channels else []
+    taught = uncovered(_read(channels[TEACHER_CHANNEL], hp, TEACHER_CHANNEL)[0], gold=train,
+                       held_out=validation + (test or [])) if TEACHER_CHANNEL in channels else []
     if hp.teacher_type_mapping and TEACHER_CHANNEL not in channels:
         raise HyperparameterError(f"hyperparameter teacher_type_mapping={hp.teacher_type_mapping!r} without a "
                                   f"`{TEACHER_CHANNEL}` channel to rename the types of")
@@ -155,8 +156,7 @@ def prepare_data(hp: Hyperparameters, env: TrainingEnvironment) -> PreparedData:
         label_map = LabelMap(_entity_types(hp, train + validation), scheme=hp.tag_scheme)
         lexicon = _read_lexicon(hp, channels.get("lexicon"), train)
     teacher = teacher_sentences(taught, label_map.entity_types, type_mapping(hp.teacher_type_mapping),
-                                hp.teacher_weight, gold=train, held_out=validation + (test or [])) \
-        if taught else TeacherSentences([], [])
+                                hp.teacher_weight) if TEACHER_CHANNEL in channels else TeacherSentences([], [])
     tokenizer = CharTokenizer(vocab, lower_case=lower_case)
     summaries = [summarize_split(name, sentences, tokenizer, hp.max_seq_length - 2, repairs[name])
                  for name, sentences in (("training", train), ("validation", validation), ("test", test or []))

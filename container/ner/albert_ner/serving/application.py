@@ -79,6 +79,7 @@ class InferenceApp:
         self._serving: tuple[ServedModel, DynamicBatcher] | None = None
         self.load_error: str | None = None
         self.reload_error: str | None = None  # a retrained model this worker could not load (it retries)
+        self._reload_failed: tuple[Path, float] | None = None  # which, and when
         self.label_studio = label_studio_backend.LabelStudioBackend(settings.label_mapping)
         self._loader = threading.Thread(target=self._load, args=(load, reload), name="model-loader", daemon=True)
         self._loader.start()
@@ -122,27 +123,25 @@ class InferenceApp:
         except Exception as error:  # noqa: BLE001 - the model being served stays
             self.reload_error = (f"cannot load the retrained model in {current} ({type(error).__name__}; the details "
                                  f"are in the server's log); trying again every {RELOAD_RETRY_SECONDS:g} s")
+            self._reload_failed = (current, time.monotonic())
             log.exception("cannot load the retrained model in %s", current)
             return None
-        self.reload_error = None
+        self.reload_error, self._reload_failed = None, None
         return model
 
     def _follow_retrains(self, retrainer: Retrainer, reload: Callable[[Path], ServedModel]) -> None:
         """Serve each model a retrain puts in place (any worker's), once this worker has loaded it."""
-        failed: tuple[Path, float] | None = None  # a retrained model that did not load, and when
         while True:
             time.sleep(RETRAIN_POLL_SECONDS)
             current = retrainer.current_model_dir()
-            model = self.model
+            model, failed = self.model, self._reload_failed
             if current is None or model is None or current == model.directory:
                 continue
             if failed is not None and failed[0] == current and time.monotonic() - failed[1] < RELOAD_RETRY_SECONDS:
                 continue
             retrained = self._load_retrained(reload, current)
             if retrained is None:
-                failed = (current, time.monotonic())
                 continue
-            failed = None
             self.replace_model(retrained)
             log.info("now serving the retrained model %s (was %s)", retrained.version, model.version)
 
@@ -214,9 +213,11 @@ class InferenceApp:
         return self._respond(start_response, 200, json.dumps(answer).encode("ascii"), JSON)
 
     def _webhook(self, body: Any) -> dict[str, Any]:
-        """A Label Studio event: the training trigger retrains; annotations are counted (and may retrain)."""
+        """A Label Studio event: the training trigger retrains; with ALBERT_NER_RETRAIN_EVERY, new annotations
+        are counted and may retrain. Others are ignored."""
         action, project = label_studio_backend.event(body)
-        if action != label_studio_backend.START_TRAINING and action not in label_studio_backend.ANNOTATION_ACTIONS:
+        counted = label_studio_backend.ANNOTATION_ACTIONS if self.settings.retrain_every else ()
+        if action != label_studio_backend.START_TRAINING and action not in counted:
             return {"status": "ignored", "action": action}
         if project is None:
             raise RequestError(400, f"the {action} event names no project id")

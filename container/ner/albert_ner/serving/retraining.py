@@ -34,7 +34,6 @@ import logging
 import os
 import shutil
 import subprocess
-import sys
 import threading
 import time
 from collections.abc import Mapping
@@ -42,9 +41,11 @@ from functools import cached_property
 from pathlib import Path
 from typing import Any
 
+from albert_ner.errors import AlbertNerError
 from albert_ner.files import locked, write_text_atomically
 from albert_ner.label_studio.client import KEY_VARIABLE, LabelStudioClient, LabelStudioError
 from albert_ner.model_directory import model_version
+from albert_ner.serving import child_process
 from albert_ner.warm_start import MODEL_CHANNEL
 
 log = logging.getLogger("albert_ner.serving")
@@ -107,7 +108,7 @@ class Retrainer:
             return None
         try:
             origin = self.origin
-        except OSError:  # the server's own model directory is unreadable: its loader says why
+        except (OSError, AlbertNerError):  # the server's own model directory is unreadable: its loader says why
             return None
         if not isinstance(current, dict) or current.get("origin") != origin or not current.get("model_dir"):
             return None
@@ -182,17 +183,20 @@ class Retrainer:
         log.info("retraining from Label Studio project %s: %d annotated tasks, warm-started from %s", project,
                  len(tasks), served)
         with open(run / "training.log", "wb") as output:
-            # train holds the lock too (pass_fds): if this worker is killed, no other retrain starts beside it.
-            child = subprocess.Popen([sys.executable, "-m", "albert_ner", "train", "--base-dir", str(run)],
-                                     env=environ, stdout=output, stderr=subprocess.STDOUT, pass_fds=(lock.fileno(),))
-            self._write_status({**(self.status() or {}), "pid": child.pid})
+            # train holds the lock too (pass_fds), and is stopped if this worker dies (child_process): no
+            # other retrain starts beside it, and none runs on with nobody to put its model in place.
+            child = subprocess.Popen(child_process.command("train", "--base-dir", str(run)), env=environ,
+                                     stdout=output, stderr=subprocess.STDOUT, pass_fds=(lock.fileno(),))
             try:
+                self._write_status({**(self.status() or {}), "pid": child.pid})
                 returncode = child.wait(timeout=self.timeout)
             except subprocess.TimeoutExpired:
-                child.kill()
-                child.wait()
                 raise RetrainFailed(f"train ran past ALBERT_NER_RETRAIN_TIMEOUT ({self.timeout} s) and was stopped "
                                     f"(the log: {run / 'training.log'})") from None
+            finally:
+                if child.poll() is None:
+                    child.kill()
+                    child.wait()
         if returncode != 0:
             failure = run / "output" / "failure"
             reason = (failure.read_text(encoding="utf-8").splitlines() or ["(empty)"])[0] if failure.exists() \

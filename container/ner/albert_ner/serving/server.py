@@ -3,7 +3,6 @@ each loading the model after the fork; gunicorn alone where nginx is not install
 
 from __future__ import annotations
 
-import ctypes
 import dataclasses
 import logging
 import os
@@ -18,6 +17,7 @@ from typing import Any
 from albert_ner.environment import ServingSettings
 from albert_ner.label_studio.client import LabelStudioClient
 from albert_ner.serving.application import InferenceApp, create_app
+from albert_ner.serving.child_process import die_with_parent
 from albert_ner.serving.nginx import NGINX_VARIABLE, nginx_binary, write_config
 
 log = logging.getLogger("albert_ner.serving")
@@ -67,12 +67,12 @@ def _serve(resolved: ServingSettings) -> int:
         sys.stdout.flush()
         gunicorn = os.fork()
         if gunicorn == 0:  # the child: gunicorn's master
-            _die_with_parent(signal.SIGTERM)
+            die_with_parent(signal.SIGTERM)
             os._exit(_exit_status(lambda: _run_gunicorn(resolved, f"unix:{upstream}")))
         # In a session of its own: a signal to the whole process group (Ctrl-C, `timeout`) reaches this
         # process, which stops nginx only after gunicorn has drained.
         proxy = subprocess.Popen([nginx, "-c", str(config)], start_new_session=True,
-                                 preexec_fn=lambda: _die_with_parent(signal.SIGTERM))
+                                 preexec_fn=lambda: die_with_parent(signal.SIGTERM))
         return _supervise(gunicorn, proxy)
 
 
@@ -114,14 +114,6 @@ def _exit_status(run: Any) -> int:
         log.exception("gunicorn failed")
         return 1
     return 0
-
-
-def _die_with_parent(signum: int) -> None:
-    """Ask Linux to send ``signum`` to this process when its parent dies (``prctl(PR_SET_PDEATHSIG)``)."""
-    try:
-        ctypes.CDLL(None, use_errno=True).prctl(1, signum)
-    except (OSError, AttributeError):  # not Linux: children outlive a killed supervisor
-        pass
 
 
 def _run_gunicorn(resolved: ServingSettings, bind: str) -> None:
