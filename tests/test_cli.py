@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from albert_ner.cli import read_texts
 from albert_ner.errors import DataError
+from albert_ner.text_records import read_texts
 
 
 def test_plain_and_json_lines_mix(tmp_path: Path) -> None:

@@ -6,10 +6,9 @@ from pathlib import Path
 
 import pytest
 
-from albert_ner.cli import read_texts
 from albert_ner.errors import DataError
 from albert_ner.serving.http_codec import JSON, JSON_LINES, RequestError, RequestTexts
-from albert_ner.text_records import text_of
+from albert_ner.text_records import read_texts, text_of
 
 RECORDS = ['"张三"', '{"text": "李四"}', '{"source": "王五在北京"}', '{"text": "赵六", "source": "ignored"}']
 TEXTS = ["张三", "李四", "王五在北京", "赵六"]

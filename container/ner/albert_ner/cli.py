@@ -29,7 +29,7 @@ from albert_ner.errors import AlbertNerError, DataError, HyperparameterError, Tr
 from albert_ner.files import read_text, replace_atomically, replacing, write_text_atomically
 from albert_ner.redaction import RedactingFormatter, redact_text
 from albert_ner.runtimes.choice import QUANTIZATIONS, RUNTIME_VARIABLE, RUNTIMES, TENSORFLOW
-from albert_ner.text_records import text_of
+from albert_ner.text_records import read_texts
 
 if TYPE_CHECKING:
     from albert_ner.label_studio.config import LabellingInterface
@@ -146,39 +146,6 @@ def _finish_log(partial: Path | None) -> None:
 
 
 # ------------------------------------------------------------------------------ streaming text
-def read_texts(path: Path) -> Iterator[str]:
-    """Sentences from a text file (one per line) or JSON Lines (a string, ``{"text": ...}``, or a Ground
-    Truth manifest's ``{"source": ...}`` per line).
-
-    Lines end at LF, CRLF or a lone CR; a UTF-8 BOM is dropped. The file is decoded line by line, so an
-    undecodable byte is reported on its own line, however far into the file it sits.
-    """
-    number = 0
-    with open(path, "rb") as stream:
-        for raw in stream:
-            try:
-                decoded = raw.decode("utf-8")
-            except UnicodeDecodeError as error:
-                raise DataError(f"not UTF-8: byte 0x{raw[error.start]:02x} at byte {error.start + 1} of the line "
-                                f"is {error.reason}", path, number + 1) from None
-            if number == 0:
-                decoded = decoded.removeprefix("\ufeff")
-            for line in decoded.removesuffix("\n").removesuffix("\r").split("\r"):
-                number += 1
-                yield _text_of_json_line(line, path, number) if line.lstrip().startswith(("{", '"')) else line
-
-
-def _text_of_json_line(line: str, path: Path, number: int) -> str:
-    try:
-        value = json.loads(line)
-    except json.JSONDecodeError as error:
-        raise DataError(f"invalid JSON at column {error.colno}: {error.msg}", path, number) from None
-    try:
-        return text_of(value)
-    except ValueError as error:
-        raise DataError(str(error), path, number) from None
-
-
 def stream_predictions(predictor: Predictor, source: Iterable[str] | Path, output: TextIO,
                        chunk_size: int = 2048, tasks: TaskWriter | None = None) -> int:
     """Tag texts as they are read and write one JSON line of entities per text, in order (or each text to

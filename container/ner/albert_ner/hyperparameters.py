@@ -97,6 +97,23 @@ class Hyperparameters:
     teacher_type_mapping: str | None = _hp(None, "The `teacher` channel's entity types renamed to the model's, as "
                                            "TEACHER=TYPE,... (for example PERSON=PER,LOCATION=LOC); a teacher "
                                            "type that is not among the entity types fails, naming it.")
+    mlm_steps: int = _hp(0, "Steps of masked-language-model pretraining of the encoder before fine-tuning, on the "
+                         "training text and the `unlabelled` channel's (ALBERT's head, tied embeddings; the head is "
+                         "dropped after). 0: off.", minimum=0, maximum=1_000_000)
+    mlm_mask_rate: float = _hp(0.15, "Share of the characters masked in each pretraining batch (of those, 80% "
+                               "become [MASK], 10% a random character, 10% stay).", minimum=0.0, maximum=0.5,
+                               exclusive_minimum=True)
+    self_training_rounds: int = _hp(0, "Rounds of self-training on the `unlabelled` channel: after training, the "
+                                    "model tags that text, keeps the sentences whose every entity scores at least "
+                                    "self_training_threshold, and trains on gold plus those for `epochs` more; "
+                                    "stops early when a round does not raise validation F1. 0: off.",
+                                    minimum=0, maximum=20)
+    self_training_threshold: float = _hp(0.9, "The entity score (the model's probability for exactly that entity) "
+                                         "every entity of a pseudo-labelled sentence must reach for it to be "
+                                         "kept.", minimum=0.0, maximum=1.0)
+    self_training_weight: float = _hp(1.0, "Weight of a pseudo-labelled sentence in the loss, against 1 for a gold "
+                                      "one (times its lowest entity score).", minimum=0.0, maximum=100.0,
+                                      exclusive_minimum=True)
     # Optimisation
     epochs: int = _hp(3, "Passes over the training data.", minimum=1, maximum=1000)
     max_steps: int | None = _hp(None, "Stop after this many optimizer steps (null: run all epochs).", minimum=1)

@@ -28,3 +28,21 @@ class Sentence:
     source: str = ""  # "path:line" where it starts, for messages
     # Per entity, how sure the system that labelled it was (a teacher's JSON Lines "score"); None: not given.
     entity_scores: tuple[float | None, ...] | None = None
+
+
+@dataclass(frozen=True)
+class WeightedSentences:
+    """Sentences trained on beside the gold ones (a teacher's, the model's own pseudo-labels), with each
+    one's weight in the loss (a gold sentence weighs 1)."""
+
+    sentences: list[Sentence]
+    weights: list[float]
+
+    def __add__(self, other: WeightedSentences) -> WeightedSentences:
+        return WeightedSentences(self.sentences + other.sentences, self.weights + other.weights)
+
+
+def lowest_score(sentence: Sentence) -> float:
+    """The lowest of the sentence's entity scores (1 when none is given): a sentence is as sure as its
+    least sure entity."""
+    return min((score for score in sentence.entity_scores or () if score is not None), default=1.0)

@@ -39,14 +39,18 @@ from albert_ner.optimization import OptimizerSettings, TrainStep, make_loss_scal
 from albert_ner.prediction import Predictor
 from albert_ner.pretrained.checkpoint import PretrainedFiles, find_pretrained, load_pretrained, read_pretrained_config
 from albert_ner.pretrained.sources import choose_pretrained
+from albert_ner.pretraining import MLM_DIRECTORY, pretrain_encoder
 from albert_ner.report_page import REPORT_PAGE, ReportPage, write_report_page
-from albert_ner.sentences import Sentence
+from albert_ner.scored_text import uncovered
+from albert_ner.self_training import pseudo_labelled
+from albert_ner.sentences import Sentence, WeightedSentences
 from albert_ner.stop_signal import StopSignal
 from albert_ner.tag_schemes import LabelMap
-from albert_ner.teacher import TEACHER_CHANNEL, TeacherSentences, teacher_sentences, type_mapping, uncovered
+from albert_ner.teacher import TEACHER_CHANNEL, teacher_sentences, type_mapping
 from albert_ner.tokenization import CharTokenizer, Vocab
 from albert_ner.training_history import TrainingHistory
 from albert_ner.training_state import Progress, TrainingState, weights_fingerprint
+from albert_ner.unlabelled import UNLABELLED_CHANNEL, read_unlabelled
 from albert_ner.validation import Validation
 from albert_ner.warm_start import MODEL_CHANNEL, WarmStart, find_warm_start, warm_started_tagger
 
@@ -70,11 +74,12 @@ class PreparedData:
     summaries: list[SplitSummary]
     lexicon: Lexicon | None
     warm_start: WarmStart | None  # the model of the `model` channel, whose weights the job starts from
-    teacher: TeacherSentences  # the `teacher` channel's sentences trained on beside `train` (none without one)
+    teacher: WeightedSentences  # the `teacher` channel's sentences trained on beside `train` (none without one)
+    unlabelled: list[Sentence]  # the `unlabelled` channel's text, which self-training tags (none without it)
 
-    def training_sentences(self) -> tuple[list[Sentence], list[float]]:
+    def training_sentences(self) -> WeightedSentences:
         """What the loop trains on: the gold sentences (weight 1), then the teacher's with their weights."""
-        return self.train + self.teacher.sentences, [1.0] * len(self.train) + self.teacher.weights
+        return WeightedSentences(self.train, [1.0] * len(self.train)) + self.teacher
 
     @property
     def fine_tuning(self) -> bool:
@@ -102,11 +107,12 @@ def prepare_data(hp: Hyperparameters, env: TrainingEnvironment) -> PreparedData:
     if "test" in channels:
         test, test_report = _read(channels["test"], hp, "test")
         repairs["test"] = test_report.repairs
-    taught = uncovered(_read(channels[TEACHER_CHANNEL], hp, TEACHER_CHANNEL)[0], gold=train,
-                       held_out=validation + (test or [])) if TEACHER_CHANNEL in channels else []
+    taught = uncovered(_read(channels[TEACHER_CHANNEL], hp, TEACHER_CHANNEL)[0], train, validation + (test or []),
+                       TEACHER_CHANNEL) if TEACHER_CHANNEL in channels else []
     if hp.teacher_type_mapping and TEACHER_CHANNEL not in channels:
         raise HyperparameterError(f"hyperparameter teacher_type_mapping={hp.teacher_type_mapping!r} without a "
                                   f"`{TEACHER_CHANNEL}` channel to rename the types of")
+    unlabelled = _unlabelled(hp, channels.get(UNLABELLED_CHANNEL), train, validation + (test or []))
 
     warm = find_warm_start(channels[MODEL_CHANNEL]) if MODEL_CHANNEL in channels else None
     source = choose_pretrained(channels.get("pretrained"), hp.pretrained_model, hp.pretrained_dir,
@@ -136,7 +142,8 @@ def prepare_data(hp: Hyperparameters, env: TrainingEnvironment) -> PreparedData:
                  source.directory, albert_config.family, albert_config.hidden_size, albert_config.num_hidden_layers,
                  pretrained.layout, provenance_text)
     else:
-        vocab = Vocab.build([sentence.tokens for sentence in train + taught], min_count=hp.vocab_min_count)
+        vocab = Vocab.build([sentence.tokens for sentence in train + taught + unlabelled],
+                            min_count=hp.vocab_min_count)
         albert_config = sized_config(hp.encoder_size, len(vocab), hp.num_hidden_layers)
         description = (f"no pretrained weights: ALBERT-{hp.encoder_size}-sized encoder trained from scratch "
                        f"(hidden {albert_config.hidden_size}, {albert_config.num_hidden_layers} layers), "
@@ -156,16 +163,31 @@ def prepare_data(hp: Hyperparameters, env: TrainingEnvironment) -> PreparedData:
         label_map = LabelMap(_entity_types(hp, train + validation), scheme=hp.tag_scheme)
         lexicon = _read_lexicon(hp, channels.get("lexicon"), train)
     teacher = teacher_sentences(taught, label_map.entity_types, type_mapping(hp.teacher_type_mapping),
-                                hp.teacher_weight) if TEACHER_CHANNEL in channels else TeacherSentences([], [])
+                                hp.teacher_weight) if TEACHER_CHANNEL in channels else WeightedSentences([], [])
     tokenizer = CharTokenizer(vocab, lower_case=lower_case)
     summaries = [summarize_split(name, sentences, tokenizer, hp.max_seq_length - 2, repairs[name])
                  for name, sentences in (("training", train), ("validation", validation), ("test", test or []))
                  if sentences]
     data = PreparedData(train, validation, test, tokenizer, label_map, albert_config, pretrained, provenance,
-                        description, summaries, lexicon, warm, teacher)
+                        description, summaries, lexicon, warm, teacher, unlabelled)
     log_summaries(summaries)
     log.info("labels (%s): %s", label_map.scheme, " ".join(label_map.tags))
     return data
+
+
+def _unlabelled(hp: Hyperparameters, channel: Path | None, gold: list[Sentence],
+                held_out: list[Sentence]) -> list[Sentence]:
+    """The `unlabelled` channel's text that self-training tags and pretraining reads (none of gold's,
+    validation's or test's)."""
+    if channel is None:
+        if hp.self_training_rounds:
+            raise HyperparameterError(f"hyperparameter self_training_rounds={hp.self_training_rounds}: self-training "
+                                      f"tags the text of an `{UNLABELLED_CHANNEL}` channel, and there is none")
+        return []
+    if not hp.self_training_rounds and not hp.mlm_steps:
+        log.info("channel %s: not read, as self_training_rounds and mlm_steps are 0", UNLABELLED_CHANNEL)
+        return []
+    return uncovered(read_unlabelled(channel), gold, held_out, UNLABELLED_CHANNEL)
 
 
 def _read_lexicon(hp: Hyperparameters, channel: Path | None, train: Sequence[Sentence]) -> Lexicon | None:
@@ -232,7 +254,8 @@ class TrainingResult:
 
 @dataclass
 class Job:
-    """What the loop works on, built by :func:`set_up`: the data, the model and its step, and where it stands."""
+    """What the loop works on, built by :func:`set_up` (and for each self-training round by
+    :func:`set_up_round`): the data, the model and its step, and where it stands."""
 
     data: PreparedData
     examples: EncodedExamples
@@ -244,6 +267,8 @@ class Job:
     predictor: Predictor
     progress: Progress
     validation: Validation
+    strategy: tf.distribute.Strategy
+    precision: str
     setup: dict[str, str]  # precision and strategy, for the report page
 
 
@@ -253,6 +278,68 @@ def train(hp: Hyperparameters, env: TrainingEnvironment) -> TrainingResult:
     history = TrainingHistory()
     stop_signal = StopSignal()
     job = set_up(hp, env, history)
+    if hp.mlm_steps and job.progress.step:
+        log.info("masked-language-model pretraining: skipped, the job resumes from its fine-tuning checkpoint")
+    elif hp.mlm_steps:
+        data = job.data
+        pretrain_encoder(job.model, data.training_sentences().sentences + data.unlabelled, hp, data.tokenizer,
+                         data.label_map, job.strategy, job.precision, env.checkpoint_dir / MLM_DIRECTORY,
+                         env.is_chief, data.fine_tuning, stop_signal, history)
+    run_loop(job, hp, history, stop_signal)
+    steps = job.progress.step
+    for number in range(1, hp.self_training_rounds + 1):
+        following = self_training_round(hp, env, history, stop_signal, job, number)
+        steps = history.step_offset + following.progress.step
+        if following.progress.best_f1 <= job.progress.best_f1:
+            break  # the round before's model stays
+        job = following
+    history.tensorboard.flush()
+    stop_signal.restore()
+
+    job.model.set_weights(job.validation.best_weights)
+    evaluated = final_evaluation(job.predictor, job.data)
+    history.lap("final evaluation")
+    fingerprint = weights_fingerprint(job.model)
+    if env.is_chief:
+        write_artifacts(JobOutputs(env.model_dir, env.output_data_dir, env.output_dir / "tensorboard"),
+                        job.predictor, evaluated, hp.onnx_export, job.data.train)
+        history.lap("writing the model")
+        write_report_page(env.output_data_dir / REPORT_PAGE, ReportPage(
+            "albert-ner training report", evaluated, job.data.summaries, history, hp.to_dict(),
+            {"stopped": _why_stopped(hp, job), **job.setup}, _provenance(hp, job, env.model_dir, fingerprint)))
+    elapsed = time.monotonic() - started
+    _, peak_rss = resources.host_memory_mib()
+    log.info("training finished in %.1f s (%d steps); peak host RSS %.0f MiB; weights sha256 %s", elapsed, steps,
+             peak_rss, fingerprint)
+    reports = {split.name: split.report for split in evaluated}
+    return TrainingResult(reports["validation"], reports.get("test"), steps, elapsed)
+
+
+def self_training_round(hp: Hyperparameters, env: TrainingEnvironment, history: TrainingHistory,
+                        stop_signal: StopSignal, job: Job, number: int) -> Job:
+    """Tag the unlabelled text with ``job``'s best model, and train on gold plus what it is sure of."""
+    job.model.set_weights(job.validation.best_weights)
+    log.info("self-training round %d: tagging with the best model of the round before (validation F1 %.4f, weights "
+             "sha256 %s)", number, job.progress.best_f1, weights_fingerprint(job.model))
+    pseudo = pseudo_labelled(job.predictor, job.data.unlabelled, hp.self_training_threshold, hp.self_training_weight,
+                             number)
+    history.lap("self-training: tagging the unlabelled text")
+    following = set_up_round(hp, env, history, job, pseudo, number)
+    run_loop(following, hp, history, stop_signal)
+    better = following.progress.best_f1 > job.progress.best_f1
+    log.info("self-training round %d: best validation F1 %.4f against %.4f before it%s", number,
+             following.progress.best_f1, job.progress.best_f1,
+             "" if better else ": no better, so self-training stops with the model of the round before")
+    rounds = [part for part in [job.setup.get("self-training")] if part]
+    rounds.append(f"round {number}: {len(pseudo.sentences):,} pseudo-labelled sentences, validation F1 "
+                  f"{following.progress.best_f1:.4f}{'' if better else ' (no better: not kept)'}")
+    job.setup["self-training"] = following.setup["self-training"] = "; ".join(rounds)
+    return following
+
+
+def run_loop(job: Job, hp: Hyperparameters, history: TrainingHistory, stop_signal: StopSignal) -> None:
+    """Step, log, evaluate and checkpoint from where ``job`` stands until its steps are done or early
+    stopping ends it; the best weights are then in ``job.validation``."""
     progress, optimizer = job.progress, job.state.optimizers[0]
     batches = training_batches(job.examples, hp.batch_size, hp.seed, hp.length_grouping, hp.token_dropout,
                                job.data.tokenizer.vocab.unk_id, progress.epoch, progress.next_batch)
@@ -284,30 +371,10 @@ def train(hp: Hyperparameters, env: TrainingEnvironment) -> TrainingResult:
         batch = None if stop else upcoming
     if bar is not None:
         bar.close()
-    history.tensorboard.flush()
-    stop_signal.restore()
     log.info("the training step was traced %d time(s) for the batch shapes it met", job.train_step.traces)
     if job.validation.best_weights is None:
         raise DataError("training ran no evaluation: nothing to keep (is max_steps 0?)")
     history.lap("training")
-
-    job.model.set_weights(job.validation.best_weights)
-    evaluated = final_evaluation(job.predictor, job.data)
-    history.lap("final evaluation")
-    fingerprint = weights_fingerprint(job.model)
-    if env.is_chief:
-        write_artifacts(JobOutputs(env.model_dir, env.output_data_dir, env.output_dir / "tensorboard"),
-                        job.predictor, evaluated, hp.onnx_export, job.data.train)
-        history.lap("writing the model")
-        write_report_page(env.output_data_dir / REPORT_PAGE, ReportPage(
-            "albert-ner training report", evaluated, job.data.summaries, history, hp.to_dict(),
-            {"stopped": _why_stopped(hp, job), **job.setup}, _provenance(hp, job, env.model_dir, fingerprint)))
-    elapsed = time.monotonic() - started
-    _, peak_rss = resources.host_memory_mib()
-    log.info("training finished in %.1f s (%d steps); peak host RSS %.0f MiB; weights sha256 %s", elapsed,
-             progress.step, peak_rss, fingerprint)
-    reports = {split.name: split.report for split in evaluated}
-    return TrainingResult(reports["validation"], reports.get("test"), progress.step, elapsed)
 
 
 def set_up(hp: Hyperparameters, env: TrainingEnvironment, history: TrainingHistory) -> Job:
@@ -323,51 +390,73 @@ def set_up(hp: Hyperparameters, env: TrainingEnvironment, history: TrainingHisto
     data = prepare_data(hp, env)
     history.lap("reading the data")
     vocab = data.tokenizer.vocab
-    sentences, weights = data.training_sentences()
-    examples = EncodedExamples(sentences, hp.max_seq_length - 2, data.tokenizer, data.label_map,
-                               None if data.lexicon is None else data.lexicon.matcher, weights)
-    steps_per_epoch = math.ceil(len(examples) / hp.batch_size)
-    total_steps = min(hp.max_steps or steps_per_epoch * hp.epochs, steps_per_epoch * hp.epochs)
-    log.info("training on %d windows: %d steps per epoch, %d steps in all", len(examples), steps_per_epoch,
-             total_steps)
-
-    pretrained = data.fine_tuning
     with strategy.scope():
         if data.warm_start is not None:
             model = warm_started_tagger(data.warm_start, hp.dropout)
         else:
             model = AlbertTagger(data.albert_config, len(data.label_map), cls_id=vocab.cls_id, sep_id=vocab.sep_id,
                                  pad_id=vocab.pad_id, lstm_units=hp.lstm_units, dropout=hp.dropout,
-                                 use_crf=hp.use_crf, lexicon_size=examples.lexicon_size,
+                                 use_crf=hp.use_crf,
+                                 lexicon_size=0 if data.lexicon is None else data.lexicon.matcher.feature_size,
                                  allowed=data.label_map.allowed_transitions())
             build_model(model, vocab.pad_id)
             if data.pretrained is not None:
                 load_pretrained(model.encoder, data.pretrained)
-        optimizers = make_optimizers(model, OptimizerSettings.of(hp, pretrained), total_steps)
-        loss_scale = make_loss_scale(precision)
-        state = TrainingState(env.checkpoint_dir, model, optimizers, loss_scale, keep=hp.keep_checkpoints,
-                              writer=env.is_chief)
-    log.info("peak learning rates: encoder %g, head %g", hp.encoder_learning_rate(pretrained),
+    log.info("peak learning rates: encoder %g, head %g", hp.encoder_learning_rate(data.fine_tuning),
              hp.head_learning_rate)
     log.info("model: %s parameters (encoder %s, head %s)", f"{model.count_params():,}",
              f"{sum(int(np.prod(v.shape)) for v in model.encoder.trainable_variables):,}",
              f"{sum(int(np.prod(v.shape)) for v in model.head_variables):,}")
-    train_step = TrainStep(model, optimizers, loss_scale, strategy, hp.clip_norm, precision)
-
     predictor = Predictor.of_model(model, data.tokenizer, data.label_map, hp.max_seq_length, hp.eval_batch_size,
-                          pretrained=data.provenance, lexicon=data.lexicon)
+                                   pretrained=data.provenance, lexicon=data.lexicon)
     # After the strategy exists: a multi-worker strategy must be configured before TensorFlow's context starts.
     history.tensorboard = tf.summary.create_file_writer(str(env.output_dir / "tensorboard"))
+    job = _job_on(hp, env, history, data, data.training_sentences(), model, predictor, strategy, precision,
+                  env.checkpoint_dir)
+    history.lap("building the model")
+    return job
+
+
+def set_up_round(hp: Hyperparameters, env: TrainingEnvironment, history: TrainingHistory, previous: Job,
+                 pseudo: WeightedSentences, number: int) -> Job:
+    """Self-training round ``number``: the same model, from the weights it has (the round before's best),
+    on the gold (and teacher) sentences plus ``pseudo``, with optimizers and checkpoints of its own
+    (``checkpoints/self-training-N``), so that a resumed job replays the rounds it finished and resumes
+    the one it was in. Its steps follow the round before's on the curves."""
+    history.step_offset += previous.progress.step
+    log.info("self-training round %d: training on the gold sentences and %d pseudo-labelled ones", number,
+             len(pseudo.sentences))
+    return _job_on(hp, env, history, previous.data, previous.data.training_sentences() + pseudo, previous.model,
+                   previous.predictor, previous.strategy, previous.precision,
+                   env.checkpoint_dir / f"self-training-{number}")
+
+
+def _job_on(hp: Hyperparameters, env: TrainingEnvironment, history: TrainingHistory, data: PreparedData,
+            training: WeightedSentences, model: AlbertTagger, predictor: Predictor, strategy: tf.distribute.Strategy,
+            precision: str, state_dir: Path) -> Job:
+    """The loop's work on ``training`` with ``model``: examples, schedule, optimizers, step, and the state
+    in ``state_dir`` it resumes from."""
+    examples = EncodedExamples(training.sentences, hp.max_seq_length - 2, data.tokenizer, data.label_map,
+                               None if data.lexicon is None else data.lexicon.matcher, training.weights)
+    steps_per_epoch = math.ceil(len(examples) / hp.batch_size)
+    total_steps = min(hp.max_steps or steps_per_epoch * hp.epochs, steps_per_epoch * hp.epochs)
+    log.info("training on %d windows: %d steps per epoch, %d steps in all", len(examples), steps_per_epoch,
+             total_steps)
+    with strategy.scope():
+        optimizers = make_optimizers(model, OptimizerSettings.of(hp, data.fine_tuning), total_steps)
+        loss_scale = make_loss_scale(precision)
+        state = TrainingState(state_dir, model, optimizers, loss_scale, keep=hp.keep_checkpoints,
+                              writer=env.is_chief)
+    train_step = TrainStep(model, optimizers, loss_scale, strategy, hp.clip_norm, precision)
     progress = state.restore() or Progress()
     if progress.step:
-        history.resume(env.checkpoint_dir, progress.step)
+        history.resume(state_dir, history.step_offset + progress.step)
     validation = Validation(predictor, data.validation, state, history, hp.early_stopping_patience,
                             state.load_best_weights() if progress.step else None)
-    history.lap("building the model")
     setup = {"training windows": f"{len(examples):,}", "precision": precision,
              "strategy": f"{strategy_name(strategy)} with {strategy.num_replicas_in_sync} replica(s)"}
     return Job(data, examples, steps_per_epoch, total_steps, model, train_step, state, predictor, progress,
-               validation, setup)
+               validation, strategy, precision, setup)
 
 
 def final_evaluation(predictor: Predictor, data: PreparedData) -> list[EvaluatedSplit]:

@@ -53,17 +53,21 @@ class TrainingHistory:
     evaluations: list[EvaluationPoint] = field(default_factory=list)
     resumed_at: list[int] = field(default_factory=list)
     phases: dict[str, float] = field(default_factory=dict)
+    #: Added to the steps recorded: a self-training round's steps follow those of the rounds before it.
+    step_offset: int = 0
     #: A ``tf.summary`` writer, set by the job, that gets the curves for TensorBoard too (train_loss, val_f1).
     tensorboard: Any = field(default=None, repr=False, compare=False)
     _lap_started: float = field(default_factory=time.monotonic, repr=False, compare=False)
 
     def record_log(self, step: int, epoch: int, train_loss: float, learning_rate: float,
                    sentences_per_sec: float) -> None:
+        step += self.step_offset
         self.log_points.append(LogPoint(step, epoch, train_loss, learning_rate, sentences_per_sec))
         self._scalar("train_loss", train_loss, step)
 
     def record_evaluation(self, step: int, epoch: int, precision: float, recall: float, f1: float,
                           seconds: float) -> None:
+        step += self.step_offset
         self.evaluations.append(EvaluationPoint(step, epoch, precision, recall, f1, seconds))
         self._scalar("val_f1", f1, step)
 

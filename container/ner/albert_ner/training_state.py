@@ -142,9 +142,14 @@ class TrainingState:
 
 def weights_fingerprint(model: keras.Model) -> str:
     """A digest of the weights, so that the workers of a multi-worker job can be seen to agree."""
+    return weights_digest(model.get_weights())
+
+
+def weights_digest(weights: Sequence[np.ndarray]) -> str:
+    """The first 16 hex digits of a sha256 over the arrays' bytes, in order."""
     digest = hashlib.sha256()
-    for weights in model.get_weights():
-        digest.update(np.ascontiguousarray(weights).tobytes())
+    for array in weights:
+        digest.update(np.ascontiguousarray(array).tobytes())
     return digest.hexdigest()[:16]
 
 

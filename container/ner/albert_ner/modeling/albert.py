@@ -232,6 +232,11 @@ def sized_config(size: str, vocab_size: int = 21128, num_hidden_layers: int | No
 ALBERT_TINY = sized_config("tiny")
 
 
+def activation(config: AlbertConfig) -> Any:
+    """The config's ``hidden_act``, computed as the code that trained such weights computes it."""
+    return _ACTIVATIONS[config.hidden_act]
+
+
 def _initializer(config: AlbertConfig) -> keras.initializers.Initializer:
     return keras.initializers.TruncatedNormal(stddev=config.initializer_range)
 

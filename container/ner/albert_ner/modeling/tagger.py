@@ -70,17 +70,8 @@ class AlbertTagger(keras.Model):
              training: bool = False) -> tf.Tensor:
         """Tag scores ``[batch, time, num_tags]`` (float32) for ``token_ids [batch, time]`` and, when the
         model has a lexicon, its features ``[batch, time, lexicon_size]`` (any numeric type; 0 or 1)."""
-        token_ids = tf.cast(token_ids, tf.int32)
         lengths = tf.cast(lengths, tf.int32)
-        batch, time = tf.shape(token_ids)[0], tf.shape(token_ids)[1]
-        positions = tf.range(time + 2)[tf.newaxis, :]
-        with_specials = tf.concat([tf.fill([batch, 1], self.cls_id), token_ids,
-                                   tf.fill([batch, 1], self.pad_id)], axis=1)
-        sep_position = lengths[:, tf.newaxis] + 1
-        with_specials = tf.where(positions == sep_position, self.sep_id, with_specials)
-        with_specials = tf.where(positions > sep_position, self.pad_id, with_specials)
-        sequence = self.encoder(with_specials, positions <= sep_position, training=training)
-        features = self.dropout(sequence[:, 1:time + 1], training=training)
+        features = self.dropout(self.encode(token_ids, lengths, training=training), training=training)
         if self.lexicon_size:
             if lexicon is None:
                 raise ValueError(f"this model needs lexicon features [batch, time, {self.lexicon_size}]")
@@ -88,6 +79,11 @@ class AlbertTagger(keras.Model):
         if self.bilstm is not None:
             features = self.dropout(self._run_bilstm(features, lengths, training), training=training)
         return self.projection(features)
+
+    def encode(self, token_ids: tf.Tensor, lengths: tf.Tensor, training: bool = False) -> tf.Tensor:
+        """The encoder's output at each character, ``[batch, time, hidden]``: each sentence is read between
+        [CLS] and [SEP], as ALBERT is pretrained, and those two positions are dropped from the output."""
+        return encode_sentences(self.encoder, (self.cls_id, self.sep_id, self.pad_id), token_ids, lengths, training)
 
     def _run_bilstm(self, features: tf.Tensor, lengths: tf.Tensor, training: bool) -> tf.Tensor:
         """The BiLSTM over right-padded ``features``, without a mask: the same values as
@@ -168,3 +164,20 @@ def build_model(model: AlbertTagger, pad_id: int) -> None:
     """Create the model's variables by running it once on a one-character batch."""
     model(tf.fill([1, 1], pad_id), tf.ones([1], tf.int32), tf.zeros([1, 1, model.lexicon_size], tf.uint8),
           training=False)
+
+
+def encode_sentences(encoder: AlbertEncoder, specials: tuple[int, int, int], token_ids: tf.Tensor,
+                     lengths: tf.Tensor, training: bool = False) -> tf.Tensor:
+    """``encoder``'s output at each character of right-padded ``token_ids``, each sentence read between
+    [CLS] and [SEP] (``specials``: the ids of [CLS], [SEP] and [PAD]) and those positions dropped."""
+    cls_id, sep_id, pad_id = specials
+    token_ids = tf.cast(token_ids, tf.int32)
+    lengths = tf.cast(lengths, tf.int32)
+    batch, time = tf.shape(token_ids)[0], tf.shape(token_ids)[1]
+    positions = tf.range(time + 2)[tf.newaxis, :]
+    with_specials = tf.concat([tf.fill([batch, 1], cls_id), token_ids, tf.fill([batch, 1], pad_id)], axis=1)
+    sep_position = lengths[:, tf.newaxis] + 1
+    with_specials = tf.where(positions == sep_position, sep_id, with_specials)
+    with_specials = tf.where(positions > sep_position, pad_id, with_specials)
+    sequence = encoder(with_specials, positions <= sep_position, training=training)
+    return sequence[:, 1:time + 1]

@@ -1,0 +1,40 @@
+"""Self-training: the model tags the ``unlabelled`` channel's text, keeps the sentences it is sure of, and
+trains again on the gold sentences and those pseudo-labelled ones; a set number of rounds, each tagging
+with the best model of the round before, stopping early when a round does not raise validation F1.
+
+Sure means every entity of the sentence scores at least ``self_training_threshold``: the scores are the
+CRF marginals of exactly that entity (:mod:`albert_ner.confidence`), which the calibration report shows
+to be honest on held-out data. A kept sentence weighs ``self_training_weight`` times its lowest entity
+score in the loss. The round loop itself is in :func:`albert_ner.training.train`.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from typing import Protocol
+
+from albert_ner.confidence import ScoredPrediction
+from albert_ner.sentences import Entity, Sentence, WeightedSentences, lowest_score
+
+log = logging.getLogger("albert_ner.training")
+
+
+class Tagger(Protocol):
+    def predict(self, token_sequences: Sequence[Sequence[str]]) -> list[ScoredPrediction]: ...
+
+
+def pseudo_labelled(tagger: Tagger, sentences: Sequence[Sentence], threshold: float, weight: float,
+                    round_number: int) -> WeightedSentences:
+    """``sentences`` tagged by ``tagger``, those whose every entity scores ``threshold`` or more, each
+    weighted by ``weight`` times its lowest entity score."""
+    kept: list[Sentence] = []
+    entities = 0
+    for sentence, prediction in zip(sentences, tagger.predict([s.tokens for s in sentences]), strict=True):
+        if all(score >= threshold for score in prediction.scores):
+            kept.append(Sentence(sentence.tokens, tuple(Entity(*entity) for entity in prediction.entities),
+                                 sentence.source, tuple(prediction.scores)))
+            entities += len(prediction.entities)
+    log.info("self-training round %d: %d of %d unlabelled sentences kept (every entity scored >= %g), with %d "
+             "entities", round_number, len(kept), len(sentences), threshold, entities)
+    return WeightedSentences(kept, [weight * lowest_score(sentence) for sentence in kept])

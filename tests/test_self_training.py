@@ -1,0 +1,145 @@
+"""Self-training on the `unlabelled` channel: the pseudo-labels are the previous round's best model's, kept
+only where every entity reaches the threshold, weighted by score; rounds stop when validation F1 does not
+rise; a rerun of a finished job replays the rounds to the same weights; the channel's errors name file and
+line."""
+
+from __future__ import annotations
+
+import logging
+import re
+
+import numpy as np
+import pytest
+
+from albert_ner.confidence import ScoredPrediction
+from albert_ner.data import formatted, read_data_file
+from albert_ner.environment import TrainingEnvironment
+from albert_ner.errors import DataError, HyperparameterError
+from albert_ner.hyperparameters import Hyperparameters
+from albert_ner.self_training import pseudo_labelled
+from albert_ner.sentences import Entity, Sentence
+from albert_ner.training import prepare_data
+from albert_ner.training_state import BEST_WEIGHTS_FILE, weights_digest
+from albert_ner.unlabelled import read_unlabelled
+from conftest import SAMPLE, TINY_HYPERPARAMETERS, OptMl
+
+
+class KnownScores:
+    """A tagger whose entities and scores are set per text."""
+
+    def __init__(self, answers: dict[str, list[tuple[Entity, float]]]):
+        self.answers = answers
+        self.asked: list[str] = []
+
+    def predict(self, token_sequences):
+        predictions = []
+        for tokens in token_sequences:
+            text = "".join(tokens)
+            self.asked.append(text)
+            answer = self.answers.get(text, [])
+            predictions.append(ScoredPrediction([], [entity for entity, _ in answer], [score for _, score in answer],
+                                                0.5))
+        return predictions
+
+
+def test_pseudo_labels_keep_only_sentences_whose_every_entity_reaches_the_threshold(caplog) -> None:
+    sentences = [Sentence(tuple(text), (), f"raw.txt:{line}")
+                 for line, text in enumerate(["张三在北京。", "李四去了上海。", "今天下雨。", "王五住在南京。"], 1)]
+    tagger = KnownScores({
+        "张三在北京。": [(Entity(0, 2, "PER"), 0.95), (Entity(3, 5, "LOC"), 0.9)],
+        "李四去了上海。": [(Entity(0, 2, "PER"), 0.99), (Entity(4, 6, "LOC"), 0.89)],  # one entity below
+        "王五住在南京。": [(Entity(0, 2, "PER"), 0.9)],  # exactly the threshold
+    })
+    caplog.set_level(logging.INFO, logger="albert_ner.training")
+    kept = pseudo_labelled(tagger, sentences, threshold=0.9, weight=2.0, round_number=3)
+
+    assert tagger.asked == ["张三在北京。", "李四去了上海。", "今天下雨。", "王五住在南京。"]
+    assert ["".join(s.tokens) for s in kept.sentences] == ["张三在北京。", "今天下雨。", "王五住在南京。"]
+    assert kept.sentences[0].entities == (Entity(0, 2, "PER"), Entity(3, 5, "LOC"))
+    assert kept.sentences[0].source == "raw.txt:1" and kept.sentences[1].entities == ()
+    assert kept.weights == pytest.approx([2.0 * 0.9, 2.0, 2.0 * 0.9])
+    assert ("self-training round 3: 3 of 4 unlabelled sentences kept (every entity scored >= 0.9), with 3 "
+            "entities") in caplog.text
+
+
+def test_the_unlabelled_channel_reads_text_and_json_lines_and_names_bad_lines(tmp_path) -> None:
+    channel = tmp_path / "unlabelled"
+    channel.mkdir()
+    (channel / "a.txt").write_text("张三在北京。\n\n  \n李四去了上海。\r\n", encoding="utf-8")
+    (channel / "b.jsonl").write_text('{"text": "王五住在南京。"}\n"今天下雨。"\n', encoding="utf-8")
+    sentences = read_unlabelled(channel)
+    assert [("".join(s.tokens), s.source) for s in sentences] == [
+        ("张三在北京。", f"{channel / 'a.txt'}:1"), ("李四去了上海。", f"{channel / 'a.txt'}:4"),
+        ("王五住在南京。", f"{channel / 'b.jsonl'}:1"), ("今天下雨。", f"{channel / 'b.jsonl'}:2")]
+    assert all(s.entities == () for s in sentences)
+
+    (channel / "b.jsonl").write_text('{"text": "王五"}\n{"id": 3}\n', encoding="utf-8")
+    with pytest.raises(DataError, match=rf"^{channel / 'b.jsonl'}:2: an object needs a \"text\""):
+        read_unlabelled(channel)
+    (channel / "b.jsonl").write_bytes('王五\n'.encode() + b"\xff\xfe\n")
+    with pytest.raises(DataError, match=rf"^{channel / 'b.jsonl'}:2: not UTF-8"):
+        read_unlabelled(channel)
+    (channel / "b.jsonl").unlink()
+    (channel / "a.txt").write_text("\n\n", encoding="utf-8")
+    with pytest.raises(DataError, match=r"no text: all 2 line\(s\) of the channel are blank"):
+        read_unlabelled(channel)
+
+
+def test_self_training_needs_the_channel_and_the_channel_needs_rounds(opt_ml: OptMl, caplog) -> None:
+    opt_ml.add_channel("training", SAMPLE / "train.txt")
+    env = TrainingEnvironment.from_environ({"SAGEMAKER_BASE_DIR": str(opt_ml.base)})
+    with pytest.raises(HyperparameterError, match="self_training_rounds=2: self-training tags the text of an "
+                                                  "`unlabelled` channel, and there is none"):
+        prepare_data(Hyperparameters(self_training_rounds=2), env)
+    opt_ml.add_channel("unlabelled", contents={"raw.txt": "张三在北京。\n"})
+    env = TrainingEnvironment.from_environ({"SAGEMAKER_BASE_DIR": str(opt_ml.base)})
+    caplog.set_level(logging.INFO, logger="albert_ner.training")
+    assert prepare_data(Hyperparameters(), env).unlabelled == []
+    assert "channel unlabelled: not read, as self_training_rounds and mlm_steps are 0" in caplog.text
+    # Text that gold, validation or test already hold is not tagged again.
+    gold = "".join(read_data_file(SAMPLE / "train.txt")[0][0].tokens)
+    opt_ml.add_channel("unlabelled", contents={"raw.txt": f"张三在北京。\n{gold}\n"})
+    data = prepare_data(Hyperparameters(self_training_rounds=1), env)
+    assert ["".join(s.tokens) for s in data.unlabelled] == ["张三在北京。"]
+    assert all(character in data.tokenizer.vocab for character in "张三")
+
+
+def test_rounds_tag_with_the_previous_rounds_best_model_and_a_rerun_replays_them(opt_ml: OptMl) -> None:
+    gold, _ = read_data_file(SAMPLE / "train.txt")
+    opt_ml.write_hyperparameters({**TINY_HYPERPARAMETERS, "self_training_rounds": "2",
+                                  "self_training_threshold": "0.5", "epochs": "3"})
+    opt_ml.add_channel("training", contents={"train.txt": "".join(formatted(s, "conll", "bio") for s in gold[:300])})
+    opt_ml.add_channel("validation", SAMPLE / "validation.jsonl")
+    opt_ml.add_channel("unlabelled", contents={"raw.txt": "".join("".join(s.tokens) + "\n" for s in gold[300:])})
+    first = opt_ml.run_train()
+    assert first.returncode == 0, first.stdout[-3000:] + first.stderr[-3000:]
+    log = first.stdout + first.stderr
+
+    assert re.search(rf"channel unlabelled: \d+ of {len(gold) - 300} sentences kept: \d+ left out for the gold", log)
+    tagged = dict(re.findall(r"self-training round (\d): tagging with the best model of the round before "
+                             r"\(validation F1 [\d.]+, weights sha256 (\w+)\)", log))
+    checkpoints = opt_ml.base / "checkpoints"
+    assert tagged["1"] == _digest(checkpoints / BEST_WEIGHTS_FILE)  # round 0's best model tagged round 1
+    assert re.search(r"self-training round 1: \d+ of \d+ unlabelled sentences kept \(every entity scored >= 0.5\)",
+                     log)
+    (outcome,) = re.findall(r"self-training round 1: best validation F1 ([\d.]+) against ([\d.]+) before it(.*)", log)
+    if float(outcome[0]) > float(outcome[1]):  # round 1's best model tags round 2
+        assert outcome[2] == "" and tagged["2"] == _digest(checkpoints / "self-training-1" / BEST_WEIGHTS_FILE)
+    else:  # no better: self-training stops there
+        assert outcome[2].startswith(": no better") and "2" not in tagged
+    report = (opt_ml.output_data_dir / "report.html").read_text(encoding="utf-8")
+    assert "round 1: " in report and "pseudo-labelled sentences, validation F1" in report
+
+    # The same job again, its checkpoints complete: each round is replayed from them, to the same model.
+    again = opt_ml.run_train()
+    assert again.returncode == 0, again.stdout[-3000:] + again.stderr[-3000:]
+    assert _final_weights(again.stdout + again.stderr) == _final_weights(log)
+
+
+def _digest(path) -> str:
+    with np.load(path) as archive:
+        return weights_digest([archive[f"arr_{index}"] for index in range(len(archive.files))])
+
+
+def _final_weights(log: str) -> str:
+    return re.findall(r"training finished in .* weights sha256 (\w+)", log)[-1]
