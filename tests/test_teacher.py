@@ -55,7 +55,8 @@ def test_gold_wins_scored_texts_stay_out_and_scores_lower_the_weight(opt_ml: Opt
     caplog.set_level(logging.INFO, logger="albert_ner.training")
     data = prepare_data(Hyperparameters(teacher_weight=2.0), env)
 
-    sentences, weights = data.training_sentences()
+    training = data.training_sentences()
+    sentences, weights = training.sentences, training.weights
     assert ["".join(s.tokens) for s in sentences] == ["张三在北京工作。", "李四去了上海。", "赵六住在杭州。",
                                                     "钱七到了广州。", "今天下雨。"]
     assert weights == pytest.approx([1.0, 1.0, 2.0 * 0.6, 2.0, 2.0])
@@ -88,7 +89,7 @@ def test_a_type_mapping_without_a_teacher_channel_is_refused(opt_ml: OptMl) -> N
     env = _job(opt_ml, None)
     with pytest.raises(HyperparameterError, match="teacher_type_mapping='PERSON=PER' without a `teacher` channel"):
         prepare_data(Hyperparameters(teacher_type_mapping="PERSON=PER"), env)
-    assert prepare_data(Hyperparameters(), env).training_sentences()[1] == [1.0, 1.0]
+    assert prepare_data(Hyperparameters(), env).training_sentences().weights == [1.0, 1.0]
 
 
 def test_entity_scores_are_read_from_json_lines_and_checked(tmp_path) -> None:
