@@ -79,9 +79,9 @@ def train_run(work: Path, name: str, config: dict[str, str], setting: dict[str, 
     base = work / name
     (base / "input" / "config").mkdir(parents=True)
     (base / "input" / "config" / "hyperparameters.json").write_text(json.dumps(hyperparameters), encoding="utf-8")
-    for channel, path in channels.items():
-        (base / "input" / "data").mkdir(parents=True, exist_ok=True)
-        (base / "input" / "data" / channel).symlink_to(path.resolve())
+    for channel, path in channels.items():  # a channel is a directory, here holding one file
+        (base / "input" / "data" / channel).mkdir(parents=True)
+        (base / "input" / "data" / channel / path.name).symlink_to(path.resolve())
     started = time.monotonic()
     with open(base / "train.log", "w", encoding="utf-8") as log:
         finished = subprocess.run([sys.executable, str(TRAIN)], env=dict(os.environ, SAGEMAKER_BASE_DIR=str(base)),

@@ -27,8 +27,8 @@ from conftest import SAMPLE, TINY_HYPERPARAMETERS, OptMl
 class KnownScores:
     """A tagger whose entities and scores are set per text."""
 
-    def __init__(self, answers: dict[str, list[tuple[Entity, float]]]):
-        self.answers = answers
+    def __init__(self, answers: dict[str, list[tuple[Entity, float]]], sentence_scores: dict[str, float]):
+        self.answers, self.sentence_scores = answers, sentence_scores
         self.asked: list[str] = []
 
     def predict(self, token_sequences):
@@ -38,34 +38,35 @@ class KnownScores:
             self.asked.append(text)
             answer = self.answers.get(text, [])
             predictions.append(ScoredPrediction([], [entity for entity, _ in answer], [score for _, score in answer],
-                                                0.5))
+                                                self.sentence_scores.get(text, 0.5)))
         return predictions
 
 
 def test_pseudo_labels_keep_only_sentences_whose_every_entity_reaches_the_threshold(caplog) -> None:
     sentences = [Sentence(tuple(text), (), f"raw.txt:{line}")
-                 for line, text in enumerate(["张三在北京。", "李四去了上海。", "今天下雨。", "王五住在南京。"], 1)]
+                 for line, text in enumerate(["张三在北京。", "李四去了上海。", "今天下雨。", "王五住在南京。",
+                                              "赵六来了。"], 1)]
     tagger = KnownScores({
         "张三在北京。": [(Entity(0, 2, "PER"), 0.95), (Entity(3, 5, "LOC"), 0.9)],
         "李四去了上海。": [(Entity(0, 2, "PER"), 0.99), (Entity(4, 6, "LOC"), 0.89)],  # one entity below
         "王五住在南京。": [(Entity(0, 2, "PER"), 0.9)],  # exactly the threshold
-    })
+    }, {"今天下雨。": 0.96, "赵六来了。": 0.6})  # no entity found: sure of that, and not (a name missed?)
     caplog.set_level(logging.INFO, logger="albert_ner.training")
     kept = pseudo_labelled(tagger, sentences, threshold=0.9, weight=2.0, round_number=3)
 
-    assert tagger.asked == ["张三在北京。", "李四去了上海。", "今天下雨。", "王五住在南京。"]
+    assert tagger.asked == ["张三在北京。", "李四去了上海。", "今天下雨。", "王五住在南京。", "赵六来了。"]
     assert ["".join(s.tokens) for s in kept.sentences] == ["张三在北京。", "今天下雨。", "王五住在南京。"]
     assert kept.sentences[0].entities == (Entity(0, 2, "PER"), Entity(3, 5, "LOC"))
     assert kept.sentences[0].source == "raw.txt:1" and kept.sentences[1].entities == ()
-    assert kept.weights == pytest.approx([2.0 * 0.9, 2.0, 2.0 * 0.9])
-    assert ("self-training round 3: 3 of 4 unlabelled sentences kept (every entity scored >= 0.9), with 3 "
+    assert kept.weights == pytest.approx([2.0 * 0.9, 2.0 * 0.96, 2.0 * 0.9])
+    assert ("self-training round 3: 3 of 5 unlabelled sentences kept (every entity scored >= 0.9), with 3 "
             "entities") in caplog.text
 
 
 def test_the_unlabelled_channel_reads_text_and_json_lines_and_names_bad_lines(tmp_path) -> None:
     channel = tmp_path / "unlabelled"
     channel.mkdir()
-    (channel / "a.txt").write_text("张三在北京。\n\n  \n李四去了上海。\r\n", encoding="utf-8")
+    (channel / "a.txt").write_text("张三在北京。\n\n  \n 李四去了上海。 \r\n", encoding="utf-8")
     (channel / "b.jsonl").write_text('{"text": "王五住在南京。"}\n"今天下雨。"\n', encoding="utf-8")
     sentences = read_unlabelled(channel)
     assert [("".join(s.tokens), s.source) for s in sentences] == [
@@ -106,8 +107,9 @@ def test_self_training_needs_the_channel_and_the_channel_needs_rounds(opt_ml: Op
 
 def test_rounds_tag_with_the_previous_rounds_best_model_and_a_rerun_replays_them(opt_ml: OptMl) -> None:
     gold, _ = read_data_file(SAMPLE / "train.txt")
-    opt_ml.write_hyperparameters({**TINY_HYPERPARAMETERS, "self_training_rounds": "2",
-                                  "self_training_threshold": "0.5", "epochs": "3"})
+    # Patience 1: rounds stop early, and a rerun must find them stopped rather than train them on.
+    opt_ml.write_hyperparameters({**TINY_HYPERPARAMETERS, "self_training_rounds": "2", "early_stopping_patience": "1",
+                                  "self_training_threshold": "0.5", "epochs": "3", "eval_every_steps": "10"})
     opt_ml.add_channel("training", contents={"train.txt": "".join(formatted(s, "conll", "bio") for s in gold[:300])})
     opt_ml.add_channel("validation", SAMPLE / "validation.jsonl")
     opt_ml.add_channel("unlabelled", contents={"raw.txt": "".join("".join(s.tokens) + "\n" for s in gold[300:])})
@@ -133,7 +135,15 @@ def test_rounds_tag_with_the_previous_rounds_best_model_and_a_rerun_replays_them
     # The same job again, its checkpoints complete: each round is replayed from them, to the same model.
     again = opt_ml.run_train()
     assert again.returncode == 0, again.stdout[-3000:] + again.stderr[-3000:]
-    assert _final_weights(again.stdout + again.stderr) == _final_weights(log)
+    replayed = again.stdout + again.stderr
+    assert _final_weights(replayed) == _final_weights(log)
+    # The same pseudo-labels, from the same models.
+    assert _tagging(replayed) == _tagging(log) and len(_tagging(log)) >= 2
+    assert "saved checkpoint" not in replayed  # nothing trained again
+
+
+def _tagging(log: str) -> list[str]:
+    return re.findall(r"self-training round \d: (?:tagging with .*|\d+ of \d+ unlabelled sentences kept.*)", log)
 
 
 def _digest(path) -> str:

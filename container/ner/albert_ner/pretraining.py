@@ -4,7 +4,7 @@ what adapts a pretrained one to the domain.
 
 For ``mlm_steps`` steps over the training text (gold and teacher sentences, and the ``unlabelled``
 channel's), a share ``mlm_mask_rate`` of the characters is chosen; BERT's rule replaces 80% of those with
-[MASK], 10% with a random character and keeps 10%, and the model predicts the originals
+[MASK], 10% with a random character (never a special token) and keeps 10%, and the model predicts the originals
 (:class:`~albert_ner.modeling.masked_lm.MaskedLanguageModel`, ALBERT's head with tied embeddings). The
 encoder is the tagger's own, so fine-tuning starts from what it learned; the head is dropped.
 
@@ -59,7 +59,10 @@ def mask_characters(token_ids: np.ndarray, lengths: np.ndarray, rate: float, voc
     draw = rng.random(token_ids.shape)
     inputs = np.where(chosen & (draw < 0.8), vocab.mask_id, token_ids)
     randomised = chosen & (draw >= 0.8) & (draw < 0.9)
-    inputs = np.where(randomised, rng.integers(0, len(vocab), token_ids.shape), inputs).astype(token_ids.dtype)
+    replacements = rng.integers(0, len(vocab), token_ids.shape)
+    special = np.isin(replacements, [vocab.pad_id, vocab.unk_id, vocab.cls_id, vocab.sep_id, vocab.mask_id])
+    replacements = np.where(special, token_ids, replacements)  # a random character, never a special token
+    inputs = np.where(randomised, replacements, inputs).astype(token_ids.dtype)
     return inputs, np.where(chosen, token_ids, NOT_MASKED).astype(np.int32)
 
 
@@ -83,8 +86,9 @@ def pretrain_encoder(tagger: AlbertTagger, sentences: Sequence[Sentence], hp: Hy
     progress = state.restore() or Progress()
     before = _masked_loss(model, probe)
     log.info("masked-language-model pretraining: %d steps on %d windows of %d sentences, %g of the characters "
-             "masked, learning rate %g; masked-character loss on %d windows %.4f", hp.mlm_steps, len(examples),
-             len(sentences), hp.mlm_mask_rate, rate, len(probe[0]), before)
+             "masked, learning rate %g; masked-character loss on %d windows %.4f%s", hp.mlm_steps, len(examples),
+             len(sentences), hp.mlm_mask_rate, rate, len(probe[0]), before,
+             f" (resumed at step {progress.step})" if progress.step else "")
     batches = training_batches(examples, hp.batch_size, hp.seed, hp.length_grouping, 0.0, vocab.unk_id,
                                progress.epoch, progress.next_batch)
     losses: list[float] = []

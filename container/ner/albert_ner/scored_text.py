@@ -30,4 +30,5 @@ def uncovered(read: Sequence[Sentence], gold: Iterable[Sentence], held_out: Iter
 
 
 def text_of(sentence: Sentence) -> str:
-    return "".join(sentence.tokens)
+    """The text compared: without leading and trailing spaces, which change no label."""
+    return "".join(sentence.tokens).strip()

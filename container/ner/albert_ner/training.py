@@ -287,11 +287,15 @@ def train(hp: Hyperparameters, env: TrainingEnvironment) -> TrainingResult:
                          env.is_chief, data.fine_tuning, stop_signal, history)
     run_loop(job, hp, history, stop_signal)
     steps = job.progress.step
-    for number in range(1, hp.self_training_rounds + 1):
+    rounds = hp.self_training_rounds if job.data.unlabelled else 0
+    if hp.self_training_rounds and not rounds:
+        log.info("self-training: skipped, none of the unlabelled text is left to tag")
+    for number in range(1, rounds + 1):
         following = self_training_round(hp, env, history, stop_signal, job, number)
-        steps = history.step_offset + following.progress.step
+        steps = history.step_offset + following.progress.step  # a round not kept ran its steps too
         if following.progress.best_f1 <= job.progress.best_f1:
-            break  # the round before's model stays
+            del following  # its optimizers' slots: the round before's model stays
+            break
         job = following
     history.tensorboard.flush()
     stop_signal.restore()
@@ -346,7 +350,9 @@ def run_loop(job: Job, hp: Hyperparameters, history: TrainingHistory, stop_signa
     meter = resources.ThroughputMeter()
     bar = _progress_bar(job.total_steps, progress.step)
     losses: list[tf.Tensor] = []
-    stop = progress.step >= job.total_steps
+    # A job that stopped early saved that in its last checkpoint: resumed, it stays stopped.
+    patience = hp.early_stopping_patience
+    stop = progress.step >= job.total_steps or bool(patience and progress.evaluations_since_best >= patience)
     batch = None if stop else next(batches)
     while batch is not None:
         step_started = time.perf_counter()

@@ -18,6 +18,7 @@ import hashlib
 import logging
 import os
 import re
+import tempfile
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -66,8 +67,10 @@ class TrainingState:
             optimizers=tf.train.Checkpoint(**{f"o{i}": _variables(o.variables) for i, o in enumerate(optimizers)}),
             loss_scale=loss_scale, counters=self._counters, best_f1=self._best_f1)
         # Only the writer keeps checkpoints where SageMaker syncs them; the other workers of a
-        # multi-worker job must still save (collectively) but do so to a scratch directory.
-        target = directory if writer else directory.parent / f".{directory.name}-worker-scratch-{os.getpid()}"
+        # multi-worker job must still save (collectively) but do so to a scratch directory outside it
+        # (the pretraining's and the self-training rounds' state lives inside the synced directory).
+        target = directory if writer else Path(tempfile.gettempdir()) / (
+            f"albert-ner-worker-scratch-{os.getpid()}-{directory.name}")
         self._manager = tf.train.CheckpointManager(self._checkpoint, str(target), max_to_keep=keep,
                                                    checkpoint_name="ckpt")
 

@@ -4,7 +4,8 @@
 One sentence per line, or JSON Lines with the text under ``"text"`` (a JSON string, or a Ground Truth
 input manifest's ``"source"``, reads too), by the rule ``albert-ner predict`` reads its input with
 (:func:`albert_ner.text_records.read_texts`): a line that is not UTF-8, or JSON that does not parse or has
-no text, fails naming the file and line. Blank lines separate nothing and are skipped, counted in the log.
+no text, fails naming the file and line. Blank lines separate nothing and are skipped, counted in the log;
+leading and trailing spaces are dropped (they label nothing, and would hide a held-out sentence's text).
 """
 
 from __future__ import annotations
@@ -34,7 +35,7 @@ def read_unlabelled(directory: Path) -> list[Sentence]:
     sentences, blank = [], 0
     for path in paths:
         for number, text in enumerate(read_texts(path), start=1):
-            if text.strip():
+            if text := text.strip():  # the text a gold or held-out sentence would have
                 sentences.append(Sentence(tuple(text), (), located(path, number)))
             else:
                 blank += 1
