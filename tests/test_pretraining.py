@@ -75,6 +75,52 @@ def test_pretraining_lowers_the_masked_character_loss_and_leaves_the_tagging_hea
     assert (tmp_path / "mlm" / "checkpoint").is_file()  # the last step's checkpoint, to resume from
 
 
+def test_an_interrupted_pretraining_resumes_to_the_same_encoder(tmp_path, monkeypatch) -> None:
+    """30 steps straight, against 15 steps, SIGTERM (a checkpoint, then TrainingStopped) and a new run from
+    that checkpoint on a freshly built model: the same encoder at the end."""
+    from albert_ner import pretraining
+    from albert_ner.errors import TrainingStopped
+
+    sentences = read_data_file(SAMPLE / "train.txt")[0][:120]
+    vocab = Vocab.build([sentence.tokens for sentence in sentences])
+    label_map = LabelMap(sorted({e.type for s in sentences for e in s.entities}), scheme="bioes")
+    hp = Hyperparameters(mlm_steps=30, batch_size=16, max_seq_length=64, learning_rate=2e-3, log_every_steps=10,
+                         checkpoint_every_steps=0)
+
+    def pretrained(directory, stop_signal) -> list[np.ndarray]:
+        tf.keras.utils.set_random_seed(0)
+        tagger = AlbertTagger(sized_config("tiny", len(vocab), 1), len(label_map), cls_id=vocab.cls_id,
+                              sep_id=vocab.sep_id, pad_id=vocab.pad_id, lstm_units=8,
+                              allowed=label_map.allowed_transitions())
+        build_model(tagger, vocab.pad_id)
+        try:
+            pretrain_encoder(tagger, sentences, hp, CharTokenizer(vocab), label_map, tf.distribute.get_strategy(),
+                             "float32", directory, True, False, stop_signal, TrainingHistory())
+        finally:
+            stop_signal.restore()
+        return tagger.encoder.get_weights()
+
+    straight = pretrained(tmp_path / "straight", StopSignal())
+    stop = StopSignal()
+
+    class StoppedAfter15(pretraining.TrainStep):
+        calls = 0
+
+        def __call__(self, *arguments, **keywords):
+            StoppedAfter15.calls += 1
+            if StoppedAfter15.calls == 15:
+                stop.received = "SIGTERM"
+            return super().__call__(*arguments, **keywords)
+
+    with monkeypatch.context() as patch:
+        patch.setattr(pretraining, "TrainStep", StoppedAfter15)
+        with pytest.raises(TrainingStopped, match="at masked-language-model step 15"):
+            pretrained(tmp_path / "interrupted", stop)
+    resumed = pretrained(tmp_path / "interrupted", StopSignal())
+    for expected, found in zip(straight, resumed, strict=True):
+        np.testing.assert_allclose(found, expected, rtol=1e-5, atol=1e-7)
+
+
 def test_fine_tuning_starts_from_the_pretrained_encoder(opt_ml: OptMl, monkeypatch, caplog) -> None:
     seen: dict[str, list[np.ndarray]] = {}
     real_pretrain, real_loop = training.pretrain_encoder, training.run_loop
