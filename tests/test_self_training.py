@@ -153,3 +153,56 @@ def _digest(path) -> str:
 
 def _final_weights(log: str) -> str:
     return re.findall(r"training finished in .* weights sha256 (\w+)", log)[-1]
+
+
+def test_a_job_stopped_inside_a_round_resumes_to_the_same_model(tmp_path) -> None:
+    """SIGTERM ten steps into self-training round 1: the rerun replays round 0 from its checkpoint, tags
+    the same text with the same model, resumes round 1 from its own checkpoint, and ends where an
+    uninterrupted job ends."""
+    import os
+    import signal
+    import subprocess
+    import sys
+
+    from albert_ner.prediction import Predictor
+    from conftest import TRAIN
+    from test_resume import RESUMED_WEIGHTS_TOLERANCE
+
+    gold, _ = read_data_file(SAMPLE / "train.txt")
+
+    def job(name: str) -> OptMl:
+        opt_ml = OptMl(tmp_path / name)
+        opt_ml.write_hyperparameters({**TINY_HYPERPARAMETERS, "self_training_rounds": "1", "epochs": "2",
+                                      "self_training_threshold": "0.5", "early_stopping_patience": "0",
+                                      "checkpoint_every_steps": "5", "log_every_steps": "5"})
+        conll = "".join(formatted(sentence, "conll", "bio") for sentence in gold[:200])
+        opt_ml.add_channel("training", contents={"train.txt": conll})
+        opt_ml.add_channel("validation", SAMPLE / "validation.jsonl")
+        opt_ml.add_channel("unlabelled", contents={"raw.txt": "".join("".join(s.tokens) + "\n" for s in gold[300:])})
+        return opt_ml
+
+    straight = job("straight")
+    assert straight.run_train().returncode == 0
+    interrupted = job("interrupted")
+    process = subprocess.Popen([sys.executable, str(TRAIN)], stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                               text=True, env=dict(os.environ, SAGEMAKER_BASE_DIR=str(interrupted.base),
+                                                   PYTHONUNBUFFERED="1"))
+    assert process.stdout is not None
+    in_round = False
+    lines = []
+    for line in process.stdout:
+        lines.append(line)
+        in_round = in_round or "self-training round 1: training on" in line
+        if in_round and re.search(r"epoch=1 step=10/", line):
+            process.send_signal(signal.SIGTERM)
+            break
+    lines.extend(process.stdout)
+    assert process.wait(timeout=300) == 143, "".join(lines)[-3000:]
+    assert (interrupted.base / "checkpoints" / "self-training-1" / "checkpoint").is_file()
+    resumed = interrupted.run_train()
+    assert resumed.returncode == 0, resumed.stdout[-3000:]
+    assert re.search(r"resuming from checkpoint .*self-training-1/ckpt-1\d", resumed.stdout + resumed.stderr)
+    expected = Predictor.load(straight.model_dir).model.get_weights()
+    found = Predictor.load(interrupted.model_dir).model.get_weights()
+    difference = max(float(np.max(np.abs(a - b))) for a, b in zip(found, expected, strict=True))
+    assert difference < RESUMED_WEIGHTS_TOLERANCE, difference
