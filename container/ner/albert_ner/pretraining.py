@@ -34,7 +34,7 @@ from albert_ner.stop_signal import StopSignal
 from albert_ner.tag_schemes import LabelMap
 from albert_ner.tokenization import CharTokenizer, Vocab
 from albert_ner.training_history import TrainingHistory
-from albert_ner.training_state import Progress, TrainingState
+from albert_ner.training_state import Progress, TrainingState, checkpoint_due
 
 log = logging.getLogger("albert_ner.training")
 
@@ -106,8 +106,7 @@ def pretrain_encoder(tagger: AlbertTagger, sentences: Sequence[Sentence], hp: Hy
             log.info("masked-language-model step=%d/%d masked_loss=%.4f", progress.step, hp.mlm_steps,
                      sum(losses) / len(losses))
             losses = []
-        if done or stop_signal.received or (hp.checkpoint_every_steps and
-                                            progress.step % hp.checkpoint_every_steps == 0):
+        if checkpoint_due(hp.checkpoint_every_steps, progress, done, stop_signal):
             checkpoint = state.save(progress)
             if stop_signal.received:
                 raise TrainingStopped(f"stopped by {stop_signal.received} at masked-language-model step "

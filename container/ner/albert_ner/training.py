@@ -49,7 +49,7 @@ from albert_ner.tag_schemes import LabelMap
 from albert_ner.teacher import TEACHER_CHANNEL, teacher_sentences, type_mapping
 from albert_ner.tokenization import CharTokenizer, Vocab
 from albert_ner.training_history import TrainingHistory
-from albert_ner.training_state import Progress, TrainingState, weights_fingerprint
+from albert_ner.training_state import Progress, TrainingState, checkpoint_due, weights_fingerprint
 from albert_ner.unlabelled import UNLABELLED_CHANNEL, read_unlabelled
 from albert_ner.validation import Validation
 from albert_ner.warm_start import MODEL_CHANNEL, WarmStart, find_warm_start, warm_started_tagger
@@ -107,12 +107,13 @@ def prepare_data(hp: Hyperparameters, env: TrainingEnvironment) -> PreparedData:
     if "test" in channels:
         test, test_report = _read(channels["test"], hp, "test")
         repairs["test"] = test_report.repairs
-    taught = uncovered(_read(channels[TEACHER_CHANNEL], hp, TEACHER_CHANNEL)[0], train, validation + (test or []),
+    scored = validation + (test or [])  # no extra channel's text may be one of these
+    taught = uncovered(_read(channels[TEACHER_CHANNEL], hp, TEACHER_CHANNEL)[0], train, scored,
                        TEACHER_CHANNEL) if TEACHER_CHANNEL in channels else []
     if hp.teacher_type_mapping and TEACHER_CHANNEL not in channels:
         raise HyperparameterError(f"hyperparameter teacher_type_mapping={hp.teacher_type_mapping!r} without a "
                                   f"`{TEACHER_CHANNEL}` channel to rename the types of")
-    unlabelled = _unlabelled(hp, channels.get(UNLABELLED_CHANNEL), train, validation + (test or []))
+    unlabelled = _unlabelled(hp, channels.get(UNLABELLED_CHANNEL), train, scored)
 
     warm = find_warm_start(channels[MODEL_CHANNEL]) if MODEL_CHANNEL in channels else None
     source = choose_pretrained(channels.get("pretrained"), hp.pretrained_model, hp.pretrained_dir,
@@ -493,13 +494,6 @@ def _log_progress(progress: Progress, total_steps: int, losses: list[tf.Tensor],
     log.info("epoch=%d step=%d/%d train_loss=%.4f lr=%.3g %s", progress.epoch, progress.step, total_steps,
              mean_loss, learning_rate, throughput)
     history.record_log(progress.step, progress.epoch, mean_loss, learning_rate, throughput.sentences_per_sec)
-
-
-def checkpoint_due(every: int, progress: Progress, epoch_ended_or_stopping: bool, stop_signal: StopSignal) -> bool:
-    """Checkpoint at the end of each epoch and of the job, every ``every`` steps (``checkpoint_every_steps``),
-    and on SIGTERM."""
-    return (epoch_ended_or_stopping or stop_signal.received is not None
-            or bool(every and progress.step % every == 0))
 
 
 def _save_checkpoint(state: TrainingState, progress: Progress, stop_signal: StopSignal,

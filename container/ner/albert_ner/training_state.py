@@ -30,6 +30,7 @@ import tensorflow as tf
 
 from albert_ner.errors import CheckpointError
 from albert_ner.files import replacing
+from albert_ner.stop_signal import StopSignal
 
 log = logging.getLogger("albert_ner.training_state")
 
@@ -164,3 +165,10 @@ def _is_unreadable(error: Exception) -> bool:
         return True
     text = str(error).lower()
     return any(word in text for word in ("corrupt", "truncated", "unable to open", "not found", "checksum"))
+
+
+def checkpoint_due(every: int, progress: Progress, epoch_ended_or_stopping: bool, stop_signal: StopSignal) -> bool:
+    """Checkpoint at the end of each epoch and of the job, every ``every`` steps (``checkpoint_every_steps``),
+    and on SIGTERM."""
+    return (epoch_ended_or_stopping or stop_signal.received is not None
+            or bool(every and progress.step % every == 0))
